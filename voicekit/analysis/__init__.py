@@ -1,0 +1,1 @@
+"""voicekit.analysis (see shared/design.md for this layer)."""

@@ -1,0 +1,1 @@
+"""voicekit.audio (see shared/design.md for this layer)."""

@@ -1,0 +1,1 @@
+"""voicekit.local (see shared/design.md for this layer)."""

@@ -1,0 +1,1 @@
+"""voicekit.logformat (see shared/design.md for this layer)."""

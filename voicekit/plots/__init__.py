@@ -1,0 +1,1 @@
+"""voicekit.plots (see shared/design.md for this layer)."""

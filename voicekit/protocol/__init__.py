@@ -1,0 +1,1 @@
+"""voicekit.protocol (see shared/design.md for this layer)."""

@@ -1,0 +1,1 @@
+"""voicekit.testing (see shared/design.md for this layer)."""

@@ -1,0 +1,1 @@
+"""voicekit.widgets (see shared/design.md for this layer)."""

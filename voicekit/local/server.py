@@ -1,0 +1,379 @@
+"""The stand-in agent's WebSocket server: auth, tokens, sessions, resume, threads.
+
+``voicekit.local`` layer: built on :mod:`voicekit.protocol` (the sans-I/O
+``ServerProtocol``), :mod:`voicekit.audio` codecs and :mod:`voicekit.local.speech`; never
+imports the session, analysis or widgets.
+
+One asyncio loop in one daemon thread serves every connection (``serve()`` starts it, so a
+notebook can use it). Per connection, :class:`voicekit.local.agent.AgentSession` drives the
+protocol and the speech pipeline; CPU-heavy speech work runs in worker threads so one
+session's recogniser never stalls another session's audio pacing.
+
+Endpoints on one port:
+
+- ``ws://HOST:PORT/v1/ws`` — the Voice Agent protocol.
+- ``GET /v1/token?expires_in_seconds=N`` — mints a single-use temporary token (§2.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import http
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from voicekit.errors import ConfigError, VoiceKitError
+
+__all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
+
+log = logging.getLogger("voicekit.local")
+
+WS_PATH = "/v1/ws"
+TOKEN_PATH = "/v1/token"
+RESUME_WINDOW_S = 30.0
+MAX_FRAME_BYTES = 1 << 20  # frames over 1 MB are refused (close 1009)
+
+
+@dataclasses.dataclass
+class AgentOptions:
+    """Behaviour of a stand-in agent (everything ``serve()`` accepts besides host/port).
+
+    Attributes
+    ----------
+    api_key : str or None
+        When set, only this key (or a token minted with it) is accepted; otherwise any
+        credential, or none, is.
+    profile : {"realistic", "fast"}
+        ``"realistic"`` adds think time and synthesis start delay in the range reported for
+        the hosted service; ``"fast"`` adds none.
+    seed : int
+        Seed of the realistic delays, so runs are reproducible.
+    brain : callable or None
+        ``brain(history, tools) -> str | ToolRequest``; default: the deterministic brain.
+    voices : {"all", "claire", "ivy", "alba"}
+        Which catalogue era's voice ids are accepted (default: all three).
+    reject_auth_at_http : bool
+        Refuse bad credentials with HTTP 401 at the upgrade (the documented browser-1006
+        case) instead of the observed ``session.error`` + close 1008.
+    enforce_audio_rate : bool
+        Drop input audio faster than real time with ``audio_rate_violation`` (§10.3).
+    backchannels_interrupt : bool
+        Let short backchannels ("uh-huh") interrupt the agent (default: they do not).
+    cancel_status : str
+        ``reply.done`` status after ``reply.cancel``: ``"cancelled"`` or ``"interrupted"``.
+    """
+
+    api_key: str | None = None
+    profile: str = "realistic"
+    seed: int = 0
+    brain: Callable[..., Any] | None = None
+    voices: str = "all"
+    reject_auth_at_http: bool = False
+    enforce_audio_rate: bool = False
+    backchannels_interrupt: bool = False
+    cancel_status: str = "cancelled"
+
+    def __post_init__(self) -> None:
+        if self.profile not in ("realistic", "fast"):
+            raise ConfigError(
+                f"profile ({self.profile!r}) must be 'realistic' or 'fast'", field="profile"
+            )
+        if self.voices not in ("all", "claire", "ivy", "alba"):
+            raise ConfigError(
+                f"voices ({self.voices!r}) must be 'all', 'claire', 'ivy' or 'alba'",
+                field="voices",
+            )
+        if self.cancel_status not in ("cancelled", "interrupted"):
+            raise ConfigError(
+                f"cancel_status ({self.cancel_status!r}) must be 'cancelled' or 'interrupted'",
+                field="cancel_status",
+            )
+
+
+class _Tokens:
+    """Single-use temporary tokens (loop thread only)."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+
+    def mint(self, expires_in: float) -> str:
+        now = time.monotonic()
+        self._expiry = {t: e for t, e in self._expiry.items() if e > now}
+        token = "vk_tmp_" + secrets.token_urlsafe(32)
+        self._expiry[token] = now + expires_in
+        return token
+
+    def redeem(self, token: str) -> bool:
+        expiry = self._expiry.pop(token, None)
+        return expiry is not None and expiry > time.monotonic()
+
+
+def _credential(request: Request) -> str | None:
+    """The credential of an upgrade request: Bearer or raw header, or ``?token=``."""
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, rest = auth.partition(" ")
+        return rest.strip() if scheme.lower() == "bearer" and rest else auth.strip()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+    tokens = query.get("token")
+    return tokens[0] if tokens else None
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    data = json.dumps(body).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return Response(status, http.HTTPStatus(status).phrase, headers, data)
+
+
+class AgentServer:
+    """The server state shared by all connections (loop thread only)."""
+
+    def __init__(self, options: AgentOptions) -> None:
+        self.options = options
+        self.tokens = _Tokens()
+        self.sessions: dict[str, Any] = {}  # session_id -> AgentSession (for resume)
+        self.connections: set[Any] = set()
+        self.started = time.monotonic()
+
+    # -- HTTP side ----------------------------------------------------------------------
+    def authorized(self, credential: str | None) -> bool:
+        """Whether a credential opens a session (any, when no api_key is configured)."""
+        key = self.options.api_key
+        if key is None:
+            if credential and credential.startswith("vk_tmp_"):
+                return self.tokens.redeem(credential)
+            return True
+        if credential is None:
+            return False
+        if hmac.compare_digest(credential.encode(), key.encode()):
+            return True
+        if credential.startswith("vk_resume_"):
+            return any(s.resume_token == credential for s in self.sessions.values())
+        return self.tokens.redeem(credential)
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Route the HTTP request: token minting, the WebSocket path, 404 elsewhere."""
+        path = urllib.parse.urlsplit(request.path).path
+        if path == TOKEN_PATH:
+            return self._mint(request)
+        if path != WS_PATH:
+            return _json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
+        if self.options.reject_auth_at_http:
+            credential = _credential(request)
+            if not self._peek_authorized(credential):
+                return _json_response(401, {"error": "Authentication failed"})
+        return None
+
+    def _peek_authorized(self, credential: str | None) -> bool:
+        key = self.options.api_key
+        if key is None:
+            return True
+        return credential is not None and (
+            hmac.compare_digest(credential.encode(), key.encode())
+            or credential in self.tokens._expiry
+            or any(s.resume_token == credential for s in self.sessions.values())
+        )
+
+    def _mint(self, request: Request) -> Response:
+        key = self.options.api_key
+        credential = request.headers.get("Authorization", "")
+        scheme, _, rest = credential.partition(" ")
+        credential = rest.strip() if scheme.lower() == "bearer" else credential.strip()
+        if key is not None and not (
+            credential and hmac.compare_digest(credential.encode(), key.encode())
+        ):
+            return _json_response(404 if credential else 422, {"detail": "Invalid API key"})
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+        raw = query.get("expires_in_seconds", [None])[0]
+        try:
+            expires = int(raw) if raw is not None else None
+        except ValueError:
+            expires = None
+        if expires is None or not 1 <= expires <= 600:
+            return _json_response(
+                422,
+                {
+                    "detail": [
+                        {
+                            "type": "value_error",
+                            "loc": ["query", "expires_in_seconds"],
+                            "msg": "expires_in_seconds must be an integer from 1 to 600",
+                        }
+                    ]
+                },
+            )
+        return _json_response(
+            200, {"token": self.tokens.mint(expires), "expires_in_seconds": expires}
+        )
+
+    # -- WebSocket side --------------------------------------------------------------------
+    async def handler(self, ws: ServerConnection) -> None:
+        """One connection: hand it to an AgentSession (which owns the protocol)."""
+        from voicekit.local.agent import AgentSession
+
+        assert ws.request is not None
+        credential = _credential(ws.request)
+        conn = AgentSession(self, ws, authorized=self.authorized(credential))
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        except Exception:  # no client input may kill the server
+            log.exception("voicekit.local: session failed")
+        finally:
+            self.connections.discard(conn)
+
+    def expire_sessions(self) -> None:
+        """Forget detached sessions whose resume window has passed."""
+        now = time.monotonic()
+        for sid, sess in list(self.sessions.items()):
+            if sess.detached_at is not None and now - sess.detached_at > RESUME_WINDOW_S:
+                sess.close_pipeline()
+                del self.sessions[sid]
+
+
+class LocalAgent:
+    """A running stand-in agent (returned by :func:`serve`).
+
+    Attributes
+    ----------
+    url : str
+        ``ws://127.0.0.1:PORT/v1/ws``: pass it as ``vk.Session(url=...)`` or to any client.
+    host, port : str, int
+        Where it listens.
+    """
+
+    def __init__(self, host: str, port: int, options: AgentOptions) -> None:
+        self.host = host
+        self.options = options
+        self.state = AgentServer(options)
+        self._loop = asyncio.new_event_loop()
+        self._server: Server | None = None
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="voicekit-local-agent", daemon=True
+        )
+        self._thread.start()
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._start(host, port), self._loop)
+            self.port: int = fut.result(10.0)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+            raise
+        self.url = f"ws://{host}:{self.port}{WS_PATH}"
+        self.token_url = f"http://{host}:{self.port}{TOKEN_PATH}"
+
+    async def _start(self, host: str, port: int) -> int:
+        try:
+            self._server = await ws_serve(
+                self.state.handler,
+                host,
+                port,
+                process_request=self.state.process_request,
+                max_size=MAX_FRAME_BYTES,
+                ping_interval=20,
+                ping_timeout=20,
+                server_header="voicekit-local",
+            )
+        except OSError as exc:
+            raise VoiceKitError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another port, or "
+                "port=0 for a free one"
+            ) from None
+        self._janitor = asyncio.get_running_loop().create_task(self._expire_loop())
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.state.expire_sessions()
+
+    async def _stop(self) -> None:
+        self._janitor.cancel()
+        for conn in list(self.state.connections):
+            with contextlib.suppress(Exception):
+                await conn.shutdown()
+        for sess in list(self.state.sessions.values()):
+            sess.close_pipeline()
+        self.state.sessions.clear()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 3.0)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._janitor
+
+    def stop(self) -> None:
+        """Close every session and the listening socket; stop the thread. Idempotent."""
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> LocalAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread.is_alive() else "stopped"
+        return f"<voicekit.local.LocalAgent {self.url} {state}>"
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> LocalAgent:
+    """Start a stand-in agent in a background thread.
+
+    Parameters
+    ----------
+    host : str
+        Interface to listen on (default: loopback only).
+    port : int
+        TCP port; 0 picks a free one (see ``.url``).
+    **options
+        Fields of :class:`AgentOptions` (``api_key``, ``profile``, ``brain``, ...).
+
+    Returns
+    -------
+    LocalAgent
+        Also a context manager: ``with vk.local.serve() as agent: ...``.
+    """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(AgentOptions)})
+    if unknown:
+        names = ", ".join(f.name for f in dataclasses.fields(AgentOptions))
+        raise ConfigError(f"serve() got unknown option(s) {unknown}; options are: {names}")
+    return LocalAgent(host, port, AgentOptions(**options))
+
+
+_embedded: LocalAgent | None = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_agent() -> LocalAgent:
+    """The process-wide stand-in agent used by ``backend="local"``, started on first use."""
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None or not _embedded._thread.is_alive():
+            _embedded = serve(profile="realistic")
+            import atexit
+
+            atexit.register(_embedded.stop)
+        return _embedded

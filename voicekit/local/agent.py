@@ -1,0 +1,514 @@
+"""One stand-in agent session: the protocol on a socket, a speech pipeline, replies.
+
+``voicekit.local`` layer. An :class:`AgentSession` is one logical session: it outlives its
+socket for the 30 s resume window. Each socket is driven by a ``ServerProtocol`` (the
+sans-I/O state machine of :mod:`voicekit.protocol`): frames in, events and messages out,
+close codes decided there. This module adds what the protocol cannot know: speech.
+
+Pipeline, per session::
+
+    input.audio -> 24 kHz int16 -> 16 kHz -> Silero VAD (512-sample frames)
+        -> turn detector (vad_threshold, min/max silence, continuation words)
+        -> pocketsphinx (streamed while the user speaks; partials -> transcript.user.delta)
+        -> brain (text or a tool call) -> espeak-ng -> 24 kHz (or G.711) reply.audio,
+           10 ms chunks paced in real time on absolute deadlines
+
+Threading: everything here runs on the server's loop, except the recogniser and synthesis,
+which run in the session's own single worker thread (order preserved, never blocking the
+loop, so one session's recognition never delays another session's audio pacing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voicekit.local.brain import ToolRequest, default_brain
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+
+    from voicekit.local.server import AgentServer
+
+__all__ = ["AgentSession"]
+
+log = logging.getLogger("voicekit.local")
+
+SAMPLE_RATE = 24000
+ASR_RATE = 16000
+VAD_FRAME = 512  # samples at 16 kHz = 32 ms
+PREROLL_S = 0.4  # audio before the detected onset handed to the recogniser
+BACKCHANNEL_MAX_S = 0.4
+BACKCHANNEL_WORDS = {
+    "uh-huh", "uhhuh", "uh", "huh", "mm", "mhm", "mm-hmm", "hmm", "yeah", "yes", "yep",
+    "ok", "okay", "right", "sure", "aha", "ah", "oh", "i", "see",
+}
+DEFAULT_TOOL_TIMEOUT_S = 120.0
+
+
+@dataclasses.dataclass
+class _Reply:
+    """A reply being spoken."""
+
+    reply_id: str
+    item_id: str
+    text: str
+    task: asyncio.Task[None] | None = None
+    audio_start: float | None = None  # loop time of sample 0 of the reply audio
+    duration_s: float = 0.0
+    words: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
+    done: bool = False
+    is_greeting: bool = False
+
+    def playing(self, now: float) -> bool:
+        """Whether the client is still hearing this reply (real-time pacing estimate)."""
+        if self.done:
+            return False
+        return self.audio_start is None or now < self.audio_start + self.duration_s + 0.05
+
+    def heard_ms(self, now: float) -> int:
+        """Milliseconds of this reply the client has heard (real-time pacing estimate)."""
+        if self.audio_start is None:
+            return 0
+        return int(max(0.0, min(now - self.audio_start, self.duration_s)) * 1000)
+
+    def trimmed_text(self, now: float) -> str:
+        """The words the client has heard: those that began before the cut."""
+        cut = self.heard_ms(now)
+        return " ".join(w for w, start, _ in self.words if start < cut)
+
+
+class AgentSession:
+    """One logical session of the stand-in agent (survives its socket for resume).
+
+    Parameters
+    ----------
+    server : AgentServer
+        Shared server state (options, tokens, the sessions held for resume).
+    ws : ServerConnection
+        The socket that opened the session.
+    authorized : bool
+        Whether the socket's credential was accepted.
+    """
+
+    def __init__(self, server: AgentServer, ws: ServerConnection, authorized: bool) -> None:
+        from voicekit.protocol import ServerProtocol
+
+        self.server = server
+        self.options = server.options
+        self.ws: ServerConnection | None = ws
+        self.authorized = authorized
+        self.proto: Any = ServerProtocol(
+            voices=_accepted_voices(self.options.voices),
+            resume=self._resume_lookup,
+        )
+        self.session_id: str | None = None
+        self.resume_token: str | None = None
+        self.detached_at: float | None = None
+        self.config: Any = None
+        self.history: list[dict[str, Any]] = []
+        self.rng = random.Random(self.options.seed)
+        self.brain: Callable[..., Any] = self.options.brain or default_brain
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.pipeline: Any = None
+        self.reply: _Reply | None = None
+        self.replies: list[_Reply] = []
+        self.tool_waiters: dict[str, asyncio.Future[tuple[str, bool]]] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.started_at = time.monotonic()
+        self.audio_seconds = 0.0
+        self.closed = False
+        self._send_lock = asyncio.Lock()
+
+    # -- socket loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve frames from the socket until it closes."""
+        from websockets.exceptions import ConnectionClosed
+
+        ws = self.ws
+        assert ws is not None
+        if not self.authorized:
+            self.proto.reject_unauthorized()
+            await self._flush()
+            await ws.close(1008, "unauthorized")
+            return
+        try:
+            async for frame in ws:
+                await self._on_frame(frame)
+                if self.proto.close_code is not None:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._after_socket(ws)
+
+    async def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            events = self.proto.receive(frame)
+        except Exception:  # the protocol reports bad input as session.error itself
+            log.exception("voicekit.local: protocol failure")
+            events = []
+        for event in events:
+            try:
+                await self._on_event(event)
+            except Exception:
+                log.exception("voicekit.local: failed to handle %r", event)
+        await self._flush()
+        if self.proto.close_code is not None and self.ws is not None:
+            await self.ws.close(self.proto.close_code, self.proto.close_reason or "")
+
+    async def _flush(self) -> None:
+        """Send what the protocol has queued, in order."""
+        ws = self.ws
+        messages = self.proto.data_to_send()
+        if ws is None or not messages:
+            return
+        async with self._send_lock:
+            for msg in messages:
+                with contextlib.suppress(Exception):
+                    await ws.send(json.dumps(msg))
+
+    async def _after_socket(self, ws: ServerConnection) -> None:
+        """The socket is gone: end the session, or hold it 30 s for resume."""
+        if self.ws is not ws:
+            return  # already resumed on another socket
+        self.ws = None
+        if self.session_id is None or self.proto.ended:
+            self.close_pipeline()
+            if self.session_id is not None:
+                self.server.sessions.pop(self.session_id, None)
+            return
+        # a drop: stop speaking, keep the conversation for the resume window
+        self._cancel_reply("interrupted", notify=False)
+        self.detached_at = time.monotonic()
+
+    def _resume_lookup(self, session_id: str) -> dict[str, Any] | str:
+        """ServerProtocol's resume hook: the held session's state, or an error code."""
+        held = self.server.sessions.get(session_id)
+        if held is None or held is self:
+            return "session_not_found"
+        if held.detached_at is None:
+            return "session_forbidden"  # still attached to another socket
+        return {"session_id": held.session_id, "config": held.config}
+
+    async def shutdown(self) -> None:
+        """Server stop: close the socket and the pipeline."""
+        self._cancel_reply("interrupted", notify=False)
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close(1001, "server shutting down")
+        self.close_pipeline()
+
+    def close_pipeline(self) -> None:
+        """Release the recogniser and worker thread. Idempotent."""
+        self.closed = True
+        for task in list(self.tasks):
+            task.cancel()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+        self.pipeline = None
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("voicekit.local: task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.executor is None:
+            raise RuntimeError("session closed")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # -- protocol events -----------------------------------------------------------------
+    async def _on_event(self, event: Any) -> None:
+        kind = getattr(event, "kind", None) or getattr(event, "type", "")
+        if kind == "session.started":
+            await self._on_started(event.config, event.session_id, event.resume_token)
+        elif kind == "session.resumed":
+            await self._on_resumed(event.session_id)
+        elif kind == "config.updated":
+            self._apply_config(event.config)
+        elif kind == "input.audio":
+            await self._on_audio(event.pcm)
+        elif kind == "tool.result":
+            self._on_tool_result(event.call_id, event.result, bool(event.is_error))
+        elif kind == "reply.create":
+            self._start_reply_from_brain(instructions=getattr(event, "instructions", None))
+        elif kind == "reply.cancel":
+            rid = getattr(event, "reply_id", None)
+            if self.reply is not None and (rid is None or rid == self.reply.reply_id):
+                self._cancel_reply(self.options.cancel_status)
+        elif kind == "conversation.message":
+            self.history.append({"role": event.role, "content": event.content})
+        elif kind == "session.end":
+            self._cancel_reply("interrupted", notify=False)
+            self.close_pipeline()
+            if self.session_id is not None:
+                self.server.sessions.pop(self.session_id, None)
+
+    async def _on_started(self, config: Any, session_id: str, resume_token: str | None) -> None:
+        self.session_id = session_id
+        self.resume_token = resume_token
+        self.server.sessions[session_id] = self
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"voicekit-agent-{session_id[-6:]}"
+        )
+        self._apply_config(config)
+        self.pipeline = await self._in_worker(_Pipeline, self)
+        if config.greeting:
+            self._start_reply(config.greeting, is_greeting=True)
+
+    async def _on_resumed(self, session_id: str) -> None:
+        held: AgentSession | None = self.server.sessions.get(session_id)
+        if held is None:
+            return
+        held.ws, held.proto, held.detached_at = self.ws, self.proto, None
+        self.delegate = held
+
+    def _apply_config(self, config: Any) -> None:
+        self.config = config
+        prompt = getattr(config, "system_prompt", None)
+        self.history = [m for m in self.history if m.get("role") != "system"]
+        if prompt:
+            self.history.insert(0, {"role": "system", "content": prompt})
+        if self.pipeline is not None:
+            self.pipeline.configure(config)
+
+    # -- user audio ------------------------------------------------------------------------
+    async def _on_audio(self, wire: bytes) -> None:
+        if self.pipeline is None:
+            return
+        from voicekit.audio import decode_from_wire
+
+        pcm = np.asarray(decode_from_wire(wire, self.config.input_format.encoding), np.int16)
+        self.audio_seconds += len(pcm) / SAMPLE_RATE
+        for kind, value in self.pipeline.push(pcm):
+            if kind == "partial":
+                self.proto.user_delta(self.pipeline.item_id, value)
+            elif kind == "onset":
+                self._on_speech_onset()
+            elif kind == "speaking":
+                self._maybe_barge_in(value)
+            elif kind == "end":
+                self._spawn(self._end_of_turn(), "voicekit-end-of-turn")
+
+    def _agent_playing(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        return self.reply is not None and self.reply.playing(now)
+
+    def _on_speech_onset(self) -> None:
+        if not self._agent_playing():
+            self.proto.speech_started()
+            self.pipeline.announced = True
+
+    def _maybe_barge_in(self, speech_s: float) -> None:
+        """User speech while the agent speaks: interrupt once it is clearly not a backchannel."""
+        if self.pipeline.announced or not self._agent_playing():
+            if not self.pipeline.announced and speech_s >= 0.1:
+                self.proto.speech_started()
+                self.pipeline.announced = True
+            return
+        td = self.pipeline.turn
+        if not td.interrupt_response:
+            return
+        threshold = td.interruption_delay / 1000.0
+        if not self.options.backchannels_interrupt:
+            threshold = max(threshold, BACKCHANNEL_MAX_S)
+            words = self.pipeline.partial.lower().split()
+            if words and all(w in BACKCHANNEL_WORDS for w in words) and speech_s < 1.0:
+                return
+        if speech_s >= threshold:
+            self.proto.speech_started()
+            self.pipeline.announced = True
+            self._cancel_reply("interrupted")
+
+    async def _end_of_turn(self) -> None:
+        pipeline = self.pipeline
+        text, duration = await self._in_worker(pipeline.finish)
+        words = text.lower().split()
+        if not pipeline.announced:
+            backchannel = duration < 1.0 and all(w in BACKCHANNEL_WORDS for w in words)
+            if not words or backchannel:
+                return  # noise or a backchannel under the agent's reply: not a turn
+            self.proto.speech_started()
+        self.proto.speech_stopped()
+        self.proto.user_final(pipeline.item_id, text)
+        pipeline.next_item()
+        self.history.append({"role": "user", "content": text})
+        if self.reply is not None and not self.reply.done:
+            # the agent is still talking and may not be interrupted: answer afterwards
+            pending = self.reply.task
+            if pending is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(pending)
+        self._start_reply_from_brain()
+        await self._flush()
+
+    # -- replies ---------------------------------------------------------------------------
+    def _think_time(self) -> float:
+        return self.rng.uniform(0.3, 0.8) if self.options.profile == "realistic" else 0.0
+
+    def _lead_silence(self) -> float:
+        return self.rng.uniform(0.25, 0.6) if self.options.profile == "realistic" else 0.25
+
+    def _tools(self) -> list[dict[str, Any]]:
+        tools = getattr(self.config, "tools", None) or []
+        return [t if isinstance(t, dict) else t.to_dict() for t in tools]
+
+    def _start_reply_from_brain(self, instructions: str | None = None) -> None:
+        history = list(self.history)
+        if instructions:
+            history.append({"role": "instructions", "content": instructions})
+        elif not history or history[-1].get("role") == "assistant":
+            history.append({"role": "instructions", "content": "Yes? How can I help?"})
+        try:
+            decision = self.brain(history, self._tools())
+        except Exception as exc:  # a user's brain failing must not kill the session
+            log.exception("voicekit.local: brain failed")
+            decision = f"Sorry, something went wrong: {exc}"
+        if isinstance(decision, ToolRequest):
+            self._spawn(self._tool_round_trip(decision), "voicekit-tool-round-trip")
+        else:
+            self._start_reply(str(decision))
+
+    def _start_reply(self, text: str, is_greeting: bool = False, preamble_of: Any = None) -> _Reply:
+        if self.reply is not None and not self.reply.done:
+            # reply.create while the greeting plays replaces it; otherwise cut the old one
+            self._cancel_reply("interrupted")
+        reply_id, item_id = self.proto.reply_started()
+        reply = _Reply(reply_id, item_id, text, is_greeting=is_greeting)
+        self.reply = reply
+        reply.task = self._spawn(self._speak(reply, preamble_of), f"voicekit-reply-{reply_id}")
+        return reply
+
+    async def _speak(self, reply: _Reply, tool_call: Any = None) -> None:
+        """Synthesize and stream one reply at real-time pace, then close it."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self._think_time())
+        voice = getattr(self.config, "voice", None)
+        samples, words = await self._in_worker(_synthesize, reply.text, voice)
+        lead = int(self._lead_silence() * SAMPLE_RATE)
+        audio = np.concatenate([np.zeros(lead, np.int16), samples])
+        shift = lead * 1000 // SAMPLE_RATE
+        reply.words = [(w, a + shift, b + shift) for w, a, b in words]
+        reply.duration_s = len(audio) / SAMPLE_RATE
+        fmt = self.config.output_format
+        from voicekit.audio import encode_for_wire
+
+        wire = bytes(encode_for_wire(audio, fmt.encoding))
+        per_chunk_s = 0.01 if fmt.encoding == "audio/pcm" else 0.0375
+        chunk = int(len(wire) / reply.duration_s * per_chunk_s) if len(wire) else 1
+        chunk += chunk % 2 if fmt.encoding == "audio/pcm" else 0
+        start = loop.time()
+        reply.audio_start = start
+        sent_deltas = False
+        for k, pos in enumerate(range(0, len(wire), chunk)):
+            delay = start + k * per_chunk_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.proto.reply_audio(reply.reply_id, wire[pos : pos + chunk])
+            if not sent_deltas:
+                sent_deltas = True
+                for w, a, b in reply.words:
+                    self.proto.agent_delta(reply.reply_id, reply.item_id, w, a, b)
+            await self._flush()
+        if tool_call is not None:
+            self.proto.tool_call_event(tool_call)
+        self.proto.agent_final(reply.reply_id, reply.item_id, reply.text, interrupted=False)
+        self.proto.reply_done(reply.reply_id, "completed")
+        reply.done = True
+        if reply.text:
+            self.history.append({"role": "assistant", "content": reply.text})
+        await self._flush()
+        # the client still plays the last chunks: keep "playing" true until then
+        remaining = start + reply.duration_s - loop.time()
+        if remaining > 0:
+            reply.done = False
+            await asyncio.sleep(remaining)
+            reply.done = True
+
+    def _cancel_reply(self, status: str, notify: bool = True) -> None:
+        """Stop the current reply (barge-in, reply.cancel, replacement, drop)."""
+        reply = self.reply
+        if reply is None or reply.done:
+            return
+        reply.done = True
+        if reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+        if not notify:
+            return
+        now = asyncio.get_running_loop().time()
+        trimmed = reply.trimmed_text(now)
+        self.proto.agent_final(reply.reply_id, reply.item_id, trimmed, interrupted=True)
+        self.proto.reply_done(reply.reply_id, status)
+        if trimmed:
+            self.history.append({"role": "assistant", "content": trimmed})
+        for waiter in self.tool_waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+
+    # -- tools -------------------------------------------------------------------------------
+    def _tool_def(self, name: str) -> dict[str, Any]:
+        return next((t for t in self._tools() if t.get("name") == name), {})
+
+    async def _tool_round_trip(self, request: ToolRequest) -> None:
+        """Pre-amble + tool.call + reply.done, wait for tool.result, then the answer."""
+        definition = self._tool_def(request.name)
+        hold = definition.get("execution_mode") == "hold"
+        timeout = float(definition.get("timeout_seconds") or DEFAULT_TOOL_TIMEOUT_S)
+        call_id = self.proto.new_call_id()
+        call = {"call_id": call_id, "name": request.name, "arguments": request.arguments}
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[str, bool]] = loop.create_future()
+        self.tool_waiters[call_id] = waiter
+        if hold:
+            self.proto.tool_call_event(call)
+            await self._flush()
+        else:
+            reply = self._start_reply(request.preamble, preamble_of=call)
+            assert reply.task is not None
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(reply.task)
+            if reply.task.cancelled():
+                self.tool_waiters.pop(call_id, None)
+                return  # the pre-amble was interrupted: results are dropped (§8.4)
+        try:
+            result, is_error = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            self.tool_waiters.pop(call_id, None)
+            self._start_reply("Sorry, that is taking too long. Let's try something else.")
+            return
+        except asyncio.CancelledError:
+            self.tool_waiters.pop(call_id, None)
+            return
+        self.tool_waiters.pop(call_id, None)
+        self.history.append(
+            {"role": "tool", "name": request.name, "content": result, "is_error": is_error}
+        )
+        self._start_reply_from_brain()
+        await self._flush()
+
+    def _on_tool_result(self, call_id: str, result: str, is_error: bool) -> None:
+        waiter = self.tool_waiters.get(call_id)
+        if waiter is None:
+            # unknown, late (after an interruption) or duplicate: dropped, as §8.4 implies
+            log.info("voicekit.local: tool.result for unknown call %s ignored", call_id)
+        elif not waiter.done():
+            waiter.set_result((result, is_error))

@@ -1,0 +1,273 @@
+"""The client side of the protocol as a sans-I/O state machine.
+
+Protocol layer, pure: no sockets, no asyncio. A driver (``vk.Session``, a test) opens the
+socket, calls :meth:`ClientProtocol.connect`, sends what :meth:`data_to_send` returns, and
+feeds every received frame to :meth:`receive`, which returns the parsed events. The rules
+written here once, for every driver:
+
+- the first message is ``session.update`` (or ``session.resume`` on a new socket);
+- audio is held until ``session.ready`` (at most ``max_held_audio_s``; older audio is
+  dropped first, since a turn detector cannot use stale speech);
+- a ``tool.result`` waits until the ``reply.done`` of the reply that issued the call is the
+  latest relevant event; it is held while a newer ``reply.started`` or
+  ``input.speech.started`` is pending, and dropped if that reply was interrupted (§8.4);
+- resume: after a drop, :meth:`resume` queues ``session.resume`` for the new socket.
+
+Malformed frames raise :class:`voicekit.ProtocolError` from :meth:`receive` (drivers log
+them and go on); the state machine is unchanged by them.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from voicekit.errors import ConfigError
+from voicekit.protocol.config import SessionConfig, diff
+from voicekit.protocol.events import (
+    ConversationMessage,
+    Event,
+    InputAudio,
+    InputSpeechStarted,
+    ReplyCancel,
+    ReplyCreate,
+    ReplyDone,
+    ReplyStarted,
+    SessionEnd,
+    SessionEnded,
+    SessionError,
+    SessionReady,
+    SessionResume,
+    SessionUpdate,
+    SessionUpdated,
+    ToolCall,
+    ToolResult,
+    parse_server_event,
+)
+
+__all__ = ["ClientProtocol", "backoff_delays"]
+
+FATAL_CODES = {
+    "unauthorized",
+    "forbidden",
+    "session_not_found",
+    "session_forbidden",
+    "session_expired",
+    "agent_not_found",
+    "internal_error",
+    "agent_init_failed",
+    "agent_timeout",
+    "at_capacity",
+    "concurrency_exceeded",
+}
+
+
+def backoff_delays(
+    base: float = 0.25,
+    factor: float = 2.0,
+    cap: float = 5.0,
+    budget: float = 25.0,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
+    """Reconnect delays: exponential with full jitter, within a total budget.
+
+    Yields delays ``d_k`` drawn uniformly from ``[0.5, 1.0] * min(cap, base * factor**k)``
+    until their sum would pass ``budget`` (the resume window is 30 s; 25 s leaves time for
+    the last attempt to connect).
+    """
+    rng = rng or random.Random()
+    spent, k = 0.0, 0
+    while True:
+        delay = min(cap, base * factor**k) * rng.uniform(0.5, 1.0)
+        if spent + delay > budget:
+            return
+        spent += delay
+        k += 1
+        yield delay
+
+
+class ClientProtocol:
+    """Sans-I/O client state: connecting -> ready -> ended (or error).
+
+    Parameters
+    ----------
+    config : SessionConfig
+        The configuration of the first ``session.update``.
+    max_held_audio_s : float
+        Audio sent before ``session.ready`` is held up to this many seconds (24 kHz PCM
+        bytes-equivalent), oldest dropped first.
+
+    Attributes
+    ----------
+    state : {"connecting", "ready", "ended", "error"}
+    session_id, resume_token : str or None
+        From ``session.ready``; the token is never logged.
+    server_config : dict or None
+        The resolved config echoed by the server.
+    error : SessionError or None
+        The last ``session.error`` received.
+    """
+
+    def __init__(self, config: SessionConfig, max_held_audio_s: float = 5.0) -> None:
+        self.config = config
+        self.state = "connecting"
+        self.session_id: str | None = None
+        self.resume_token: str | None = None
+        self.server_config: dict[str, Any] | None = None
+        self.error: SessionError | None = None
+        self._out: list[dict[str, Any]] = []
+        self._held_audio: collections.deque[bytes] = collections.deque()
+        self._held_bytes = 0
+        self._max_held = int(max_held_audio_s * 48000)
+        self.dropped_audio_bytes = 0
+        # §8.4 bookkeeping
+        self._current_reply: str | None = None
+        self._call_reply: dict[str, str | None] = {}
+        self._done_replies: set[str | None] = {None}
+        self._results: dict[str, dict[str, Any]] = {}
+        self._flushable = True
+        self._dropped_calls: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<ClientProtocol state={self.state} session_id={self.session_id!r}>"
+
+    # -- outgoing ----------------------------------------------------------------------------
+    def data_to_send(self) -> list[dict[str, Any]]:
+        """Messages to send now, in order (JSON-able dicts); empties the queue."""
+        out, self._out = self._out, []
+        return out
+
+    def _queue(self, event: Event) -> None:
+        self._out.append(event.to_dict())
+
+    def connect(self) -> None:
+        """A socket is open: queue the first ``session.update``."""
+        self.state = "connecting"
+        self._queue(SessionUpdate(session=self.config.to_dict()))
+
+    def resume(self) -> None:
+        """A new socket after a drop: queue ``session.resume`` for the session."""
+        if self.session_id is None:
+            raise ConfigError("cannot resume: the session never became ready")
+        self.state = "connecting"
+        self._flushable = True
+        self._queue(SessionResume(session_id=self.session_id))
+
+    def send_audio(self, data: bytes) -> None:
+        """Queue audio (in the input encoding); held until ``session.ready``."""
+        if self.state == "ready":
+            self._queue(InputAudio.from_bytes(data))
+            return
+        if self.state in ("ended", "error"):
+            return
+        self._held_audio.append(bytes(data))
+        self._held_bytes += len(data)
+        while self._held_bytes > self._max_held and self._held_audio:
+            dropped = self._held_audio.popleft()
+            self._held_bytes -= len(dropped)
+            self.dropped_audio_bytes += len(dropped)
+
+    def send_tool_result(self, call_id: str, result: str, is_error: bool = False) -> None:
+        """Queue a ``tool.result``; sent when §8.4 allows, dropped if its reply was cut."""
+        if not isinstance(result, str):
+            raise ConfigError(
+                f"tool result must be a string (JSON-encode structured results), got "
+                f"{type(result).__name__}"
+            )
+        if call_id in self._dropped_calls:
+            return  # its reply was interrupted: the result is discarded (§8.4)
+        msg = ToolResult(call_id=call_id, result=result, is_error=is_error or None).to_dict()
+        self._results[call_id] = msg
+        self._flush_results()
+
+    def _flush_results(self) -> None:
+        if not self._flushable:
+            return
+        for call_id in list(self._results):
+            reply = self._call_reply.get(call_id)
+            if call_id not in self._call_reply or reply in self._done_replies:
+                self._out.append(self._results.pop(call_id))
+                self._call_reply.pop(call_id, None)
+
+    def update(self, new: SessionConfig) -> dict[str, Any]:
+        """Queue the ``session.update`` patch from the current config to ``new``.
+
+        Returns the patch (empty: nothing queued). Raises ConfigError for immutable fields.
+        """
+        patch = diff(self.config, new)
+        self.config = new
+        if patch:
+            self._queue(SessionUpdate(session=patch))
+        return patch
+
+    def create_reply(self, instructions: str | None = None) -> None:
+        """Queue ``reply.create``."""
+        self._queue(ReplyCreate(instructions=instructions))
+
+    def cancel_reply(self, reply_id: str | None = None) -> None:
+        """Queue ``reply.cancel`` (not in the documented client set; SDK only)."""
+        self._queue(ReplyCancel(reply_id=reply_id))
+
+    def add_message(self, role: str, content: str) -> None:
+        """Queue ``conversation.message`` (role ``user`` or ``system``)."""
+        if role not in ("user", "system"):
+            raise ConfigError(f"role ({role!r}) must be 'user' or 'system'", field="role")
+        self._queue(ConversationMessage(role=role, content=content))
+
+    def end(self) -> None:
+        """Queue ``session.end``."""
+        self._queue(SessionEnd())
+
+    # -- incoming ----------------------------------------------------------------------------
+    def receive(self, frame: str | bytes | Mapping[str, Any]) -> list[Event]:
+        """Parse one server frame and update the state; returns the events (0 or 1).
+
+        Raises
+        ------
+        ProtocolError
+            For a malformed frame (the state is unchanged).
+        """
+        event = parse_server_event(frame)
+        self._apply(event)
+        return [event]
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, SessionReady):
+            self.state = "ready"
+            self.session_id = event.session_id
+            self.resume_token = event.resume_token or self.resume_token
+            self.server_config = event.config
+            while self._held_audio:
+                self._queue(InputAudio.from_bytes(self._held_audio.popleft()))
+            self._held_bytes = 0
+        elif isinstance(event, SessionUpdated):
+            self.server_config = event.config or self.server_config
+        elif isinstance(event, SessionEnded):
+            self.state = "ended"
+        elif isinstance(event, SessionError):
+            self.error = event
+            if event.code in FATAL_CODES or (
+                self.state == "connecting" and event.code in ("invalid_value", "server_error")
+            ):
+                self.state = "error"
+        elif isinstance(event, ReplyStarted):
+            self._current_reply = event.reply_id
+            self._flushable = False
+        elif isinstance(event, InputSpeechStarted):
+            self._flushable = False
+        elif isinstance(event, ToolCall):
+            self._call_reply[event.call_id] = self._current_reply
+        elif isinstance(event, ReplyDone):
+            if event.status == "interrupted":
+                cut = event.reply_id
+                for call_id, reply in list(self._call_reply.items()):
+                    if reply == cut:
+                        self._call_reply.pop(call_id)
+                        self._results.pop(call_id, None)
+                        self._dropped_calls.add(call_id)
+            else:
+                self._done_replies.add(event.reply_id)
+            self._flushable = True
+            self._flush_results()

@@ -1,0 +1,623 @@
+"""Every client and server event of the Voice Agent protocol, as typed objects.
+
+Protocol layer, pure: no I/O, no asyncio, no numpy. Parsing is tolerant where the
+reference says clients must be (§15): unknown event types become :class:`UnknownEvent`
+with the whole dict kept; unknown fields are kept in ``extra`` and written back by
+``to_dict()``; ``error`` is an alias of ``session.error``; error codes are lower-cased;
+``tool.call`` arguments may be an object or a JSON string (or arrive as ``args``);
+``timestamp`` may be a float or an ISO-8601 string; ``reply.done`` without a status is
+``completed``. Anything malformed raises :class:`voicekit.ProtocolError` — and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import dataclasses
+import datetime
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+from voicekit.errors import ProtocolError
+
+__all__ = [
+    "CLIENT_EVENTS",
+    "SERVER_EVENTS",
+    "ConversationMessage",
+    "Event",
+    "InputAudio",
+    "InputSpeechStarted",
+    "InputSpeechStopped",
+    "ReplyAudio",
+    "ReplyCancel",
+    "ReplyCreate",
+    "ReplyDone",
+    "ReplyError",
+    "ReplyStarted",
+    "SessionEnd",
+    "SessionEnded",
+    "SessionError",
+    "SessionReady",
+    "SessionResume",
+    "SessionUpdate",
+    "SessionUpdated",
+    "ToolCall",
+    "ToolResult",
+    "TranscriptAgent",
+    "TranscriptAgentDelta",
+    "TranscriptUser",
+    "TranscriptUserDelta",
+    "UnknownEvent",
+    "decode_audio",
+    "encode_audio",
+    "loads",
+    "parse_client_event",
+    "parse_server_event",
+]
+
+E = TypeVar("E", bound="Event")
+
+_STR, _INT, _NUM, _BOOL, _OBJ, _ANY = "str", "int", "num", "bool", "obj", "any"
+_OPT = "?"  # suffix: null allowed
+
+
+def loads(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
+    """A frame as a dict; ProtocolError for non-JSON, non-objects or a missing ``type``."""
+    if isinstance(data, Mapping):
+        obj: Any = data
+    else:
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"Invalid JSON format. ({exc})") from None
+    if not isinstance(obj, dict):
+        if isinstance(obj, Mapping):
+            obj = dict(obj)
+        else:
+            raise ProtocolError(f"a frame must be a JSON object, got {type(obj).__name__}")
+    if not isinstance(obj.get("type"), str):
+        raise ProtocolError("a frame must have a string 'type'")
+    result: dict[str, Any] = obj
+    return result
+
+
+def encode_audio(data: bytes) -> str:
+    """Base64 text of audio bytes, as the wire carries it."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_audio(text: Any, field: str = "audio") -> bytes:
+    """Audio bytes from base64 text; ProtocolError on anything else."""
+    if not isinstance(text, str):
+        raise ProtocolError(f"{field} must be a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(f"{field} is not valid base64") from None
+
+
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ProtocolError(
+                f"timestamp {value[:40]!r} is neither a number nor ISO-8601"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed.timestamp()
+    raise ProtocolError(
+        f"timestamp must be a number or an ISO-8601 string, got {type(value).__name__}"
+    )
+
+
+def _check(kind: str, value: Any) -> bool:
+    if kind.endswith(_OPT):
+        if value is None:
+            return True
+        kind = kind[:-1]
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _NUM:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _OBJ:
+        return isinstance(value, dict)
+    return True
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class Event:
+    """Base of every event: ``type`` (a class constant), ``timestamp`` and ``extra``.
+
+    Attributes
+    ----------
+    timestamp : float or None
+        Epoch seconds (server events carry one; ISO strings are converted).
+    extra : dict
+        Fields this version of voicekit does not model, kept and written back.
+    """
+
+    type: ClassVar[str] = ""
+    # name -> (kind, required); kinds: str int num bool obj any, "?" suffix = nullable
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {}
+
+    timestamp: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls: builtins.type[E], data: str | bytes | Mapping[str, Any]) -> E:
+        """Build the event from a frame (JSON text or dict); ProtocolError if malformed."""
+        obj = loads(data)
+        if (
+            cls.type
+            and obj["type"] != cls.type
+            and not (cls is SessionError and obj["type"] == "error")
+        ):
+            raise ProtocolError(f"expected a {cls.type} event, got {obj['type']}")
+        return cls._from(obj)
+
+    @classmethod
+    def _from(cls: builtins.type[E], obj: dict[str, Any]) -> E:
+        kwargs: dict[str, Any] = {}
+        fields = cls.FIELDS
+        for name, (kind, required) in fields.items():
+            if name in obj:
+                value = obj[name]
+                if not _check(kind, value):
+                    raise ProtocolError(
+                        f"Invalid message format for type '{obj['type']}': "
+                        f"{name} has the wrong type ({type(value).__name__})"
+                    )
+                kwargs[name] = value
+            elif required:
+                raise ProtocolError(
+                    f"Invalid message format for type '{obj['type']}': {name} is missing"
+                )
+        extra = {k: v for k, v in obj.items() if k not in fields and k not in ("type", "timestamp")}
+        event = cls(timestamp=_timestamp(obj.get("timestamp")), extra=extra, **kwargs)
+        event._fixup()
+        return event
+
+    def _fixup(self) -> None:
+        """Per-event normalisation after parsing (override)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a wire dict (``type`` first, unknown fields included)."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is not None or self.FIELDS[name][1]:
+                out[name] = value
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp
+        if self.extra:
+            out.update(self.extra)
+        return out
+
+    def to_json(self) -> str:
+        """The event as a JSON text frame."""
+        return json.dumps(self.to_dict())
+
+
+# -- client events -------------------------------------------------------------------------
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionUpdate(Event):
+    """``session.update``: the first message, and later changes to mutable fields."""
+
+    type: ClassVar[str] = "session.update"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"session": (_OBJ, True)}
+    session: dict[str, Any]
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionResume(Event):
+    """``session.resume``: reattach to a dropped session within 30 s."""
+
+    type: ClassVar[str] = "session.resume"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"session_id": (_STR, True)}
+    session_id: str
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class InputAudio(Event):
+    """``input.audio``: base64 audio in the input encoding."""
+
+    type: ClassVar[str] = "input.audio"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"audio": (_STR, True)}
+    audio: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InputAudio:
+        """Wrap raw audio bytes."""
+        return cls(audio=encode_audio(data))
+
+    def pcm_bytes(self) -> bytes:
+        """The decoded audio; ProtocolError on broken base64."""
+        return decode_audio(self.audio)
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ToolResult(Event):
+    """``tool.result``: the client's answer to a ``tool.call`` (result is a string)."""
+
+    type: ClassVar[str] = "tool.result"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "call_id": (_STR, True),
+        "result": (_STR, True),
+        "is_error": (_BOOL + _OPT, False),
+    }
+    call_id: str
+    result: str
+    is_error: bool | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyCreate(Event):
+    """``reply.create``: make the agent reply now, with optional instructions."""
+
+    type: ClassVar[str] = "reply.create"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"instructions": (_STR + _OPT, False)}
+    instructions: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyCancel(Event):
+    """``reply.cancel`` (SDK only): stop a reply."""
+
+    type: ClassVar[str] = "reply.cancel"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"reply_id": (_STR + _OPT, False)}
+    reply_id: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ConversationMessage(Event):
+    """``conversation.message``: add context (role user or system) without a reply."""
+
+    type: ClassVar[str] = "conversation.message"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"role": (_STR, True), "content": (_STR, True)}
+    role: str
+    content: str
+
+    def _fixup(self) -> None:
+        if self.role not in ("user", "system"):
+            raise ProtocolError(
+                "Invalid message format for type 'conversation.message': role must be "
+                "'user' or 'system'"
+            )
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionEnd(Event):
+    """``session.end``: end the session cleanly (no resume)."""
+
+    type: ClassVar[str] = "session.end"
+
+
+# -- server events -------------------------------------------------------------------------
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionReady(Event):
+    """``session.ready``: the session is configured; audio may flow."""
+
+    type: ClassVar[str] = "session.ready"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "session_id": (_STR, True),
+        "expires_at": (_NUM + _OPT, False),
+        "resume_token": (_STR + _OPT, False),
+        "config": (_OBJ + _OPT, False),
+    }
+    session_id: str
+    expires_at: float | None = None
+    resume_token: str | None = None
+    config: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:  # never show the resume token
+        token = "***" if self.resume_token else None
+        return f"SessionReady(session_id={self.session_id!r}, resume_token={token!r})"
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionUpdated(Event):
+    """``session.updated``: an update was applied; ``config`` is the resolved config."""
+
+    type: ClassVar[str] = "session.updated"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"config": (_OBJ + _OPT, False)}
+    config: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionEnded(Event):
+    """``session.ended``: the last event of a clean teardown."""
+
+    type: ClassVar[str] = "session.ended"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "session_duration_seconds": (_NUM + _OPT, False),
+        "audio_duration_seconds": (_NUM + _OPT, False),
+    }
+    session_duration_seconds: float | None = None
+    audio_duration_seconds: float | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SessionError(Event):
+    """``session.error`` (alias ``error``): ``code`` is lower-cased."""
+
+    type: ClassVar[str] = "session.error"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "code": (_STR, False),
+        "message": (_STR + _OPT, False),
+        "param": (_STR + _OPT, False),
+        "session_id": (_STR + _OPT, False),
+    }
+    code: str = ""
+    message: str | None = None
+    param: str | None = None
+    session_id: str | None = None
+
+    def _fixup(self) -> None:
+        self.code = self.code.lower()
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class InputSpeechStarted(Event):
+    """``input.speech.started``: the user began a turn (or a barge-in was decided)."""
+
+    type: ClassVar[str] = "input.speech.started"
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class InputSpeechStopped(Event):
+    """``input.speech.stopped``: the end of the user's turn was committed."""
+
+    type: ClassVar[str] = "input.speech.stopped"
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class TranscriptUserDelta(Event):
+    """``transcript.user.delta``: the whole user transcript so far (replace, not append)."""
+
+    type: ClassVar[str] = "transcript.user.delta"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "item_id": (_STR + _OPT, False),
+        "text": (_STR, True),
+    }
+    text: str
+    item_id: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class TranscriptUser(Event):
+    """``transcript.user``: the final text of a user turn."""
+
+    type: ClassVar[str] = "transcript.user"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "item_id": (_STR + _OPT, False),
+        "text": (_STR, True),
+    }
+    text: str
+    item_id: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyStarted(Event):
+    """``reply.started``: the agent begins a reply."""
+
+    type: ClassVar[str] = "reply.started"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR, True),
+        "item_id": (_STR + _OPT, False),
+    }
+    reply_id: str
+    item_id: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyAudio(Event):
+    """``reply.audio``: base64 audio of a reply in ``data`` (not ``audio``)."""
+
+    type: ClassVar[str] = "reply.audio"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR + _OPT, False),
+        "data": (_STR, True),
+    }
+    data: str
+    reply_id: str | None = None
+
+    def audio_bytes(self) -> bytes:
+        """The decoded audio; ProtocolError on broken base64."""
+        return decode_audio(self.data, "data")
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyDone(Event):
+    """``reply.done``: a reply ended; a missing status means ``completed``."""
+
+    type: ClassVar[str] = "reply.done"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR + _OPT, False),
+        "status": (_STR + _OPT, False),
+    }
+    reply_id: str | None = None
+    status: str | None = "completed"
+
+    def _fixup(self) -> None:
+        self.status = (self.status or "completed").lower()
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ReplyError(Event):
+    """``reply.error`` (newer SDK only): a reply failed."""
+
+    type: ClassVar[str] = "reply.error"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR + _OPT, False),
+        "code": (_STR + _OPT, False),
+        "message": (_STR + _OPT, False),
+        "retryable": (_BOOL + _OPT, False),
+    }
+    reply_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class TranscriptAgentDelta(Event):
+    """``transcript.agent.delta``: the next word of a reply, with its audio times in ms."""
+
+    type: ClassVar[str] = "transcript.agent.delta"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR + _OPT, False),
+        "item_id": (_STR + _OPT, False),
+        "delta": (_STR, True),
+        "start_ms": (_NUM + _OPT, False),
+        "end_ms": (_NUM + _OPT, False),
+    }
+    delta: str
+    reply_id: str | None = None
+    item_id: str | None = None
+    start_ms: float | None = None
+    end_ms: float | None = None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class TranscriptAgent(Event):
+    """``transcript.agent``: the reply's full text (trimmed when interrupted)."""
+
+    type: ClassVar[str] = "transcript.agent"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "reply_id": (_STR + _OPT, False),
+        "item_id": (_STR + _OPT, False),
+        "text": (_STR, True),
+        "interrupted": (_BOOL + _OPT, False),
+    }
+    text: str
+    reply_id: str | None = None
+    item_id: str | None = None
+    interrupted: bool | None = False
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class ToolCall(Event):
+    """``tool.call``: the agent asks the client to run a tool (``arguments`` is a dict)."""
+
+    type: ClassVar[str] = "tool.call"
+    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "call_id": (_STR, True),
+        "name": (_STR, True),
+        "arguments": (_ANY, False),
+    }
+    call_id: str
+    name: str
+    arguments: Any = None
+
+    def _fixup(self) -> None:
+        args = self.arguments
+        if args is None and "args" in self.extra:
+            args = self.extra.pop("args")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except ValueError:
+                raise ProtocolError(
+                    "Invalid message format for type 'tool.call': arguments is not JSON"
+                ) from None
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ProtocolError(
+                "Invalid message format for type 'tool.call': arguments must be an object"
+            )
+        self.arguments = args
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class UnknownEvent(Event):
+    """An event of a type this version does not know; ``data`` is the whole dict."""
+
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The event's ``type``."""
+        return str(self.data.get("type", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The original dict."""
+        return dict(self.data)
+
+
+CLIENT_EVENTS: dict[str, type[Event]] = {
+    c.type: c
+    for c in (
+        SessionUpdate,
+        SessionResume,
+        InputAudio,
+        ToolResult,
+        ReplyCreate,
+        ReplyCancel,
+        ConversationMessage,
+        SessionEnd,
+    )
+}
+SERVER_EVENTS: dict[str, type[Event]] = {
+    c.type: c
+    for c in (
+        SessionReady,
+        SessionUpdated,
+        SessionEnded,
+        SessionError,
+        InputSpeechStarted,
+        InputSpeechStopped,
+        TranscriptUserDelta,
+        TranscriptUser,
+        ReplyStarted,
+        ReplyAudio,
+        ReplyDone,
+        ReplyError,
+        TranscriptAgentDelta,
+        TranscriptAgent,
+        ToolCall,
+    )
+}
+SERVER_EVENTS["error"] = SessionError
+
+
+def _parse(table: dict[str, type[Event]], data: str | bytes | Mapping[str, Any]) -> Event:
+    obj = loads(data)
+    cls = table.get(obj["type"])
+    if cls is None:
+        unknown = UnknownEvent(data=obj)
+        unknown.timestamp = None
+        return unknown
+    return cls._from(obj)
+
+
+def parse_server_event(data: str | bytes | Mapping[str, Any]) -> Event:
+    """Parse a server frame; unknown types give :class:`UnknownEvent`.
+
+    Raises
+    ------
+    ProtocolError
+        For non-JSON, non-objects, a missing ``type``, missing or wrong-typed fields.
+    """
+    return _parse(SERVER_EVENTS, data)
+
+
+def parse_client_event(data: str | bytes | Mapping[str, Any]) -> Event:
+    """Parse a client frame; unknown types give :class:`UnknownEvent` (see above)."""
+    return _parse(CLIENT_EVENTS, data)

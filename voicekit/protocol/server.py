@@ -1,0 +1,554 @@
+"""The server side of the protocol as a sans-I/O state machine (for the stand-in agent).
+
+Protocol layer, pure: no sockets, no asyncio. One :class:`ServerProtocol` per socket,
+``AWAIT_FIRST -> READY -> ENDED`` (reference §14). The driver feeds each received frame to
+:meth:`ServerProtocol.receive`, which validates it and returns :class:`Action` objects for
+what the application must do (speak, listen, run the tool round trip); replies, errors and
+the config echo are queued for :meth:`data_to_send`; when the protocol decides the socket
+must close, :attr:`close_code` says with which code.
+
+Errors follow §7 (codes and whether they close): invalid JSON, unknown types and
+wrong-shaped messages are ``invalid_format`` and keep the session open; broken base64 is
+``invalid_audio``; configuration errors in the *first* ``session.update`` close with 1008;
+later ones (``immutable_field``, ``agent_id_not_first``, ``invalid_value``) keep it open.
+
+Choices where the reference is silent (§16): ``input.audio`` before the first
+``session.update`` gets ``invalid_format`` and the session stays open; an odd-length PCM16
+chunk gets ``invalid_audio`` once per session and its last byte is dropped;
+``input.format`` is immutable after the first update, like ``output.format``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from voicekit.errors import ConfigError, ProtocolError
+from voicekit.protocol.config import AudioFormat, SessionConfig, merge
+from voicekit.protocol.events import (
+    CLIENT_EVENTS,
+    ConversationMessage,
+    InputAudio,
+    ReplyCancel,
+    ReplyCreate,
+    SessionResume,
+    SessionUpdate,
+    ToolResult,
+    decode_audio,
+    encode_audio,
+    loads,
+)
+from voicekit.protocol.voices import voice_ids
+
+__all__ = ["Action", "ServerProtocol", "config_echo"]
+
+AWAIT_FIRST, READY, ENDED = "await_first", "ready", "ended"
+RATE_BUCKET_S = 1.5  # audio beyond ~1 s per second plus a small burst is a violation
+
+
+@dataclasses.dataclass
+class Action:
+    """Something the application must act on, decoded from a client frame.
+
+    Attributes
+    ----------
+    kind : str
+        ``session.started``, ``session.resumed``, ``config.updated``, ``input.audio``,
+        ``tool.result``, ``reply.create``, ``reply.cancel``, ``conversation.message`` or
+        ``session.end``.
+    """
+
+    kind: str
+    config: SessionConfig | None = None
+    session_id: str | None = None
+    resume_token: str | None = None
+    pcm: bytes = b""
+    call_id: str = ""
+    result: str = ""
+    is_error: bool = False
+    instructions: str | None = None
+    reply_id: str | None = None
+    role: str = ""
+    content: str = ""
+
+    @property
+    def type(self) -> str:
+        """Alias of ``kind``."""
+        return self.kind
+
+
+def config_echo(config: SessionConfig, session_id: str) -> dict[str, Any]:
+    """The resolved ``config`` object of ``session.ready`` (§6.1): unset fields are null."""
+    td = config.turn_detection
+    return {
+        "id": session_id,
+        "system_prompt": config.system_prompt,
+        "greeting": config.greeting,
+        "input": {
+            "type": "audio",
+            "format": config.input_format.to_dict(),
+            "turn_detection": td.to_dict() if td is not None else None,
+            "keyterms": list(config.keyterms) if config.keyterms is not None else None,
+            "transcription_mode": config.transcription_mode,
+            "continuous_partials": None,
+            "transcription_prompt": None,
+            "language_codes": None,
+            "voice_focus": None,
+            "voice_focus_threshold": None,
+        },
+        "output": {
+            "type": "audio",
+            "voice": config.voice,
+            "format": config.output_format.to_dict(),
+            "volume": config.volume,
+        },
+        "tools": [
+            {
+                "type": "function",
+                "name": t.get("name"),
+                "description": t.get("description", ""),
+                "parameters": t.get("parameters", {}),
+                "timeout_seconds": t.get("timeout_seconds", 120),
+                "execution_mode": t.get("execution_mode", "interactive"),
+                "http": None,
+                "response_instructions": None,
+            }
+            for t in config.tools or []
+        ],
+        "llm": [],
+        "pre_connect_requests": [],
+    }
+
+
+def _same(name: str, new: Any, old: Any) -> bool:
+    """Whether a patch value leaves an immutable field as it is."""
+    if new == old:
+        return True
+    if name.endswith("format") and isinstance(new, Mapping) and isinstance(old, Mapping):
+        try:
+            return AudioFormat.from_dict(new) == AudioFormat.from_dict(old)
+        except ConfigError:
+            return False
+    return False
+
+
+def _hex(n: int) -> str:
+    return secrets.token_hex(n)
+
+
+class ServerProtocol:
+    """Sans-I/O server state of one socket.
+
+    Parameters
+    ----------
+    voices : collection of str, optional
+        Accepted ``output.voice`` ids (default: every era's ids).
+    resume : callable, optional
+        ``resume(session_id) -> dict | str``: the held session (a dict with ``config``) or
+        an error code (``session_not_found``, ``session_forbidden``, ``session_expired``).
+        Without it every resume fails with ``session_not_found``.
+    clock : callable
+        Epoch seconds for ``timestamp`` fields (injectable for tests).
+    monotonic : callable
+        Seconds for durations and the audio rate bucket.
+    enforce_audio_rate : bool
+        Report ``audio_rate_violation`` and drop audio sent faster than real time.
+    default_voice : str
+        Voice used when the first update names none.
+    """
+
+    def __init__(
+        self,
+        voices: Any = None,
+        resume: Callable[[str], Mapping[str, Any] | str] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        enforce_audio_rate: bool = False,
+        default_voice: str = "alba",
+    ) -> None:
+        self.voices = set(voices) if voices is not None else set(voice_ids())
+        self._resume = resume
+        self.clock = clock
+        self.monotonic = monotonic
+        self.enforce_audio_rate = enforce_audio_rate
+        self.default_voice = default_voice
+        self.state = AWAIT_FIRST
+        self.config: SessionConfig | None = None
+        self.session_id: str | None = None
+        self.resume_token: str | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.started = monotonic()
+        self.audio_seconds = 0.0
+        self._out: list[dict[str, Any]] = []
+        self._odd_reported = False
+        self._bucket = RATE_BUCKET_S
+        self._bucket_t = monotonic()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session ended cleanly (``session.end``) or fatally."""
+        return self.state == ENDED
+
+    # -- output ----------------------------------------------------------------------------
+    def data_to_send(self) -> list[dict[str, Any]]:
+        """Server events to send now, in order; empties the queue."""
+        out, self._out = self._out, []
+        return out
+
+    def send(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Queue a server event of ``kind`` with ``fields`` and a float ``timestamp``."""
+        event = {"type": kind, **fields, "timestamp": self.clock()}
+        self._out.append(event)
+        return event
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        param: str | None = None,
+        fatal: bool = False,
+        close_code: int = 1008,
+    ) -> None:
+        """Queue ``session.error``; ``fatal`` also closes the socket with ``close_code``."""
+        fields: dict[str, Any] = {"code": code, "message": message}
+        if param is not None or fatal:
+            fields["param"] = param
+            fields["session_id"] = self.session_id
+        self.send("session.error", **fields)
+        if fatal:
+            self._close(close_code, code)
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self.state = ENDED
+
+    def reject_unauthorized(self) -> None:
+        """Bad credentials: the observed behaviour (§2.3) — error, then close 1008."""
+        self.send(
+            "session.error",
+            code="unauthorized",
+            message="Authentication failed",
+            session_id=None,
+            param=None,
+        )
+        self._close(1008, "unauthorized")
+
+    # -- input -----------------------------------------------------------------------------
+    def receive(self, frame: str | bytes) -> list[Action]:
+        """Validate one client frame; returns the actions for the application.
+
+        Never raises for bad input: every problem becomes a ``session.error`` (and, where
+        §7 says so, a close code).
+        """
+        if self.state == ENDED:
+            return []
+        if isinstance(frame, (bytes, bytearray, memoryview)):
+            self.error(
+                "invalid_format",
+                "Invalid message format: binary frames are not supported; send JSON text frames",
+            )
+            return []
+        try:
+            obj = loads(frame)
+        except ProtocolError as exc:
+            message = (
+                "Invalid JSON format."
+                if "JSON" in str(exc)
+                else ("Invalid message format: " + str(exc))
+            )
+            self.error("invalid_format", message)
+            return []
+        kind = obj["type"]
+        cls = CLIENT_EVENTS.get(kind)
+        if cls is None:
+            self.error("invalid_format", f"Unknown message type: {kind[:100]}")
+            return []
+        try:
+            event = cls._from(obj)
+        except ProtocolError:
+            self.error("invalid_format", f"Invalid message format for type '{kind}'")
+            return []
+        if self.state == AWAIT_FIRST:
+            if isinstance(event, SessionUpdate):
+                return self._first_update(event.session)
+            if isinstance(event, SessionResume):
+                return self._resume_session(event.session_id)
+            self.error(
+                "invalid_format", "The first message must be session.update or session.resume"
+            )
+            return []
+        return self._ready_event(event)
+
+    def _ready_event(self, event: Any) -> list[Action]:
+        if isinstance(event, SessionUpdate):
+            return self._later_update(event.session)
+        if isinstance(event, SessionResume):
+            self.error("invalid_format", "session.resume is only valid as the first message")
+            return []
+        if isinstance(event, InputAudio):
+            return self._audio(event)
+        if isinstance(event, ToolResult):
+            return [
+                Action(
+                    "tool.result",
+                    call_id=event.call_id,
+                    result=event.result,
+                    is_error=bool(event.is_error),
+                )
+            ]
+        if isinstance(event, ReplyCreate):
+            return [Action("reply.create", instructions=event.instructions)]
+        if isinstance(event, ReplyCancel):
+            return [Action("reply.cancel", reply_id=event.reply_id)]
+        if isinstance(event, ConversationMessage):
+            return [Action("conversation.message", role=event.role, content=event.content)]
+        # session.end
+        self.send(
+            "session.ended",
+            session_duration_seconds=round(self.monotonic() - self.started, 6),
+            audio_duration_seconds=None,
+        )
+        self._close(1000, "session ended")
+        return [Action("session.end")]
+
+    def _audio(self, event: InputAudio) -> list[Action]:
+        try:
+            data = decode_audio(event.audio)
+        except ProtocolError:
+            self.error("invalid_audio", "Invalid audio data")
+            return []
+        assert self.config is not None
+        pcm = self.config.input_format.encoding == "audio/pcm"
+        if pcm and len(data) % 2:
+            if not self._odd_reported:
+                self._odd_reported = True
+                self.error(
+                    "invalid_audio",
+                    "Invalid audio data: PCM16 needs an even number "
+                    "of bytes; the odd byte was dropped",
+                )
+            data = data[:-1]
+        seconds = len(data) / (48000 if pcm else 8000)
+        if self.enforce_audio_rate:
+            now = self.monotonic()
+            self._bucket = min(RATE_BUCKET_S, self._bucket + (now - self._bucket_t))
+            self._bucket_t = now
+            if seconds > self._bucket:
+                self.error(
+                    "audio_rate_violation",
+                    "Audio sent faster than real time was dropped; send audio at real-time pace",
+                )
+                return []
+            self._bucket -= seconds
+        self.audio_seconds += seconds
+        return [Action("input.audio", pcm=data)] if data else []
+
+    # -- configuration ---------------------------------------------------------------------
+    def _first_update(self, session: dict[str, Any]) -> list[Action]:
+        if "greeting" in session and session["greeting"] is None:
+            self.error("invalid_format", "Invalid message format for type 'session.update'")
+            return []
+        if "agent_id" in session:
+            if len(session) > 1:
+                self.error(
+                    "invalid_value",
+                    "agent_id is mutually exclusive with other session fields",
+                    "agent_id",
+                    fatal=True,
+                )
+            else:
+                self.error("agent_not_found", "Agent not found", "agent_id", fatal=True)
+            return []
+        if "llm" in session:
+            self.error(
+                "invalid_value",
+                "BYO LLM config is not allowed on session.update; "
+                "define it on a stored agent via POST /v1/agents",
+                "llm",
+                fatal=True,
+            )
+            return []
+        config = self._parse_config(session, fatal=True)
+        if config is None:
+            return []
+        if config.voice is None:
+            config = dataclasses.replace(config, voice=self.default_voice)
+        self.config = config
+        self.session_id = "sess_" + _hex(16)
+        self.resume_token = "vk_resume_" + _hex(24)
+        echo = config_echo(config, self.session_id)
+        self.send("session.updated", config=echo)
+        self.send(
+            "session.ready",
+            session_id=self.session_id,
+            expires_at=int(self.clock()) + 3600,
+            resume_token=self.resume_token,
+            config=echo,
+        )
+        self.state = READY
+        return [
+            Action(
+                "session.started",
+                config=config,
+                session_id=self.session_id,
+                resume_token=self.resume_token,
+            )
+        ]
+
+    def _parse_config(self, session: Mapping[str, Any], fatal: bool) -> SessionConfig | None:
+        try:
+            config = SessionConfig.from_dict(session)
+        except ConfigError as exc:
+            self.error("invalid_value", str(exc), exc.field, fatal=fatal)
+            return None
+        if config.voice is not None and config.voice not in self.voices:
+            self.error(
+                "invalid_value",
+                f"Invalid voice '{config.voice}'. Must be one of: {', '.join(sorted(self.voices))}",
+                "output.voice",
+                fatal=fatal,
+            )
+            return None
+        return config
+
+    def _later_update(self, patch: dict[str, Any]) -> list[Action]:
+        assert self.config is not None
+        if "agent_id" in patch:
+            self.error(
+                "agent_id_not_first",
+                "agent_id can only be set on the first session.update",
+                "agent_id",
+            )
+            return []
+        current = self.config.to_dict()
+        checks = [
+            ("greeting", patch.get("greeting", current.get("greeting")), current.get("greeting")),
+        ]
+        for section, key in (("output", "voice"), ("output", "format"), ("input", "format")):
+            part = patch.get(section)
+            if isinstance(part, Mapping) and key in part:
+                checks.append((f"{section}.{key}", part[key], current[section].get(key)))
+        for name, new, old in checks:
+            if not _same(name, new, old):
+                self.error(
+                    "immutable_field",
+                    f"'{name}' cannot be changed after the first session.update",
+                    name,
+                )
+                return []
+        try:
+            config = merge(self.config, patch)
+        except ConfigError as exc:
+            self.error("invalid_value", str(exc), exc.field)
+            return []
+        self.config = config
+        self.send("session.updated", config=config_echo(config, self.session_id or ""))
+        return [Action("config.updated", config=config)]
+
+    def _resume_session(self, session_id: str) -> list[Action]:
+        found = self._resume(session_id) if self._resume is not None else "session_not_found"
+        if isinstance(found, str):
+            messages = {
+                "session_not_found": "Session not found",
+                "session_forbidden": "Session belongs to another account",
+                "session_expired": "Session expired",
+            }
+            self.error(found, messages.get(found, found), "session_id", fatal=True)
+            return []
+        config = found.get("config")
+        assert isinstance(config, SessionConfig)
+        self.config = config
+        self.session_id = session_id
+        self.resume_token = "vk_resume_" + _hex(24)
+        self.send(
+            "session.ready",
+            session_id=session_id,
+            expires_at=int(self.clock()) + 3600,
+            resume_token=self.resume_token,
+            config=config_echo(config, session_id),
+        )
+        self.state = READY
+        return [
+            Action(
+                "session.resumed",
+                config=config,
+                session_id=session_id,
+                resume_token=self.resume_token,
+            )
+        ]
+
+    # -- what the application says -----------------------------------------------------------
+    def speech_started(self) -> None:
+        """Queue ``input.speech.started``."""
+        self.send("input.speech.started")
+
+    def speech_stopped(self) -> None:
+        """Queue ``input.speech.stopped``."""
+        self.send("input.speech.stopped")
+
+    def user_delta(self, item_id: str, text: str) -> None:
+        """Queue ``transcript.user.delta`` (the whole text so far)."""
+        self.send("transcript.user.delta", item_id=item_id, text=text)
+
+    def user_final(self, item_id: str, text: str) -> None:
+        """Queue ``transcript.user``."""
+        self.send("transcript.user", item_id=item_id, text=text)
+
+    def new_item_id(self) -> str:
+        """A fresh ``msg_...`` item id."""
+        return "msg_" + _hex(12)
+
+    def new_call_id(self) -> str:
+        """A fresh ``chatcmpl-tool-<16 hex>`` call id."""
+        return "chatcmpl-tool-" + _hex(8)
+
+    def reply_started(self) -> tuple[str, str]:
+        """Queue ``reply.started``; returns ``(reply_id, item_id)``."""
+        reply_id, item_id = "resp_" + _hex(12), self.new_item_id()
+        self.send("reply.started", reply_id=reply_id, item_id=item_id)
+        return reply_id, item_id
+
+    def reply_audio(self, reply_id: str, data: bytes) -> None:
+        """Queue one ``reply.audio`` chunk (bytes in the output encoding)."""
+        self.send("reply.audio", reply_id=reply_id, data=encode_audio(data))
+
+    def agent_delta(
+        self, reply_id: str, item_id: str, delta: str, start_ms: int | None, end_ms: int | None
+    ) -> None:
+        """Queue ``transcript.agent.delta`` (one word)."""
+        self.send(
+            "transcript.agent.delta",
+            reply_id=reply_id,
+            item_id=item_id,
+            delta=delta,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+
+    def agent_final(self, reply_id: str, item_id: str, text: str, interrupted: bool) -> None:
+        """Queue ``transcript.agent``."""
+        self.send(
+            "transcript.agent",
+            reply_id=reply_id,
+            item_id=item_id,
+            text=text,
+            interrupted=interrupted,
+        )
+
+    def reply_done(self, reply_id: str, status: str = "completed") -> None:
+        """Queue ``reply.done``."""
+        self.send("reply.done", reply_id=reply_id, status=status)
+
+    def tool_call_event(self, call: Mapping[str, Any]) -> None:
+        """Queue ``tool.call`` with ``call_id``, ``name`` and ``arguments``."""
+        self.send(
+            "tool.call",
+            call_id=call["call_id"],
+            name=call["name"],
+            arguments=dict(call.get("arguments") or {}),
+        )

@@ -1,0 +1,206 @@
+"""Reading ``voicekit-log/1`` bundles: :class:`SessionLog` and :func:`load_log`.
+
+Format layer: standard library and numpy; pandas is imported when a DataFrame is asked
+for. Audio is never loaded unless asked (:meth:`SessionLog.audio`).
+
+Damage is survivable, and readable data is never dropped: a line that is not JSON (a
+truncated last line after a crash, or a corrupt one) is skipped with a
+:class:`LogFormatWarning` naming ``file:line``; WAV headers are repaired from the file size
+in memory; events out of time order are sorted (stably) with a warning. What cannot be read
+at all — a missing ``meta.json`` or ``events.jsonl``, an unknown format — raises
+:class:`voicekit.LogFormatError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voicekit.errors import LogFormatError
+from voicekit.logformat.writer import FORMAT
+
+__all__ = ["SUPPORTED_FORMATS", "LogFormatWarning", "SessionLog", "load_log"]
+
+SUPPORTED_FORMATS = (FORMAT,)
+
+
+class LogFormatWarning(UserWarning):
+    """A bundle was damaged but loaded (a skipped line, a repaired header)."""
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    loads = json.loads
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise LogFormatError(f"cannot read ({exc.strerror})", str(path)) from None
+    lines = text.split("\n")
+    last = len(lines) - 1
+    skipped: list[int] = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            obj = loads(line)
+        except ValueError:
+            skipped.append(number)
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+            skipped.append(number)
+            continue
+        if not isinstance(obj.get("t"), (int, float)):
+            skipped.append(number)
+            continue
+        events.append(obj)
+    for number in skipped:
+        what = "a truncated last line" if number - 1 == last else "an unreadable line"
+        warnings.warn(f"{path}:{number}: skipped {what}", LogFormatWarning, stacklevel=3)
+    ts = [e["t"] for e in events]
+    if any(b < a for a, b in zip(ts, ts[1:], strict=False)):
+        warnings.warn(
+            f"{path}: events out of time order; sorted by t", LogFormatWarning, stacklevel=3
+        )
+        events.sort(key=lambda e: e["t"])
+    return events
+
+
+class SessionLog:
+    """One session's log bundle, read back.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The bundle directory.
+
+    Attributes
+    ----------
+    path : Path
+    meta : dict
+        ``meta.json``.
+    raw_events : list of dict
+        The lines of ``events.jsonl`` (``t``, ``dir``, ``type``, fields), in time order.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise LogFormatError(
+                "not a log bundle directory; pass the directory that holds "
+                "meta.json and events.jsonl",
+                str(self.path),
+            )
+        meta_path = self.path / "meta.json"
+        if not meta_path.exists():
+            raise LogFormatError("missing; is this a voicekit log bundle?", str(meta_path))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise LogFormatError(f"not valid JSON ({exc})", str(meta_path)) from None
+        if not isinstance(meta, dict):
+            raise LogFormatError("must hold a JSON object", str(meta_path))
+        fmt = meta.get("format")
+        if fmt not in SUPPORTED_FORMATS:
+            raise LogFormatError(
+                f"unknown format {fmt!r}; this voicekit reads {', '.join(SUPPORTED_FORMATS)}; "
+                "upgrade voicekit to read newer logs",
+                str(meta_path),
+            )
+        self.meta: dict[str, Any] = meta
+        events_path = self.path / "events.jsonl"
+        if not events_path.exists():
+            raise LogFormatError("missing; the bundle has no events", str(events_path))
+        self.raw_events = _read_events(events_path)
+        self._frames: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<SessionLog {self.path.name} events={len(self.raw_events)} "
+            f"duration={self.duration:.1f}s>"
+        )
+
+    @property
+    def session_id(self) -> str | None:
+        """The server's session id."""
+        sid = self.meta.get("session_id")
+        return str(sid) if sid else None
+
+    @property
+    def started_at(self) -> str | None:
+        """ISO-8601 UTC start time."""
+        value = self.meta.get("started_at")
+        return str(value) if value else None
+
+    @property
+    def backend(self) -> str | None:
+        """``local``, ``assemblyai`` or ``url``."""
+        value = self.meta.get("backend")
+        return str(value) if value else None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The first session config (wire form)."""
+        value = self.meta.get("config")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first to the last event."""
+        return float(self.raw_events[-1]["t"]) if self.raw_events else 0.0
+
+    @property
+    def events(self) -> Any:
+        """The events as a pandas DataFrame (``t``, ``dir``, ``type`` and the fields)."""
+        if "events" not in self._frames:
+            import pandas as pd
+
+            frame = pd.DataFrame.from_records(self.raw_events)
+            for col in ("t", "dir", "type"):
+                if col not in frame:
+                    frame[col] = pd.Series(dtype=float if col == "t" else object)
+            self._frames["events"] = frame
+        return self._frames["events"]
+
+    def of_type(self, *types: str, direction: str | None = None) -> list[dict[str, Any]]:
+        """The raw events of the given types (and direction), in time order."""
+        wanted = set(types)
+        return [
+            e
+            for e in self.raw_events
+            if e["type"] in wanted and (direction is None or e.get("dir") == direction)
+        ]
+
+    def audio(self, track: str = "user") -> tuple[NDArray[np.int16], int]:
+        """One audio track, ``"user"`` or ``"agent"``, as (int16 samples, rate).
+
+        Loaded on demand; a header cut off by a crash is repaired in memory.
+        """
+        from voicekit.audio.wav import read_wav
+        from voicekit.errors import AudioError
+
+        if track not in ("user", "agent"):
+            raise LogFormatError(f"track ({track!r}) must be 'user' or 'agent'")
+        path = self.path / f"{track}.wav"
+        if not path.exists():
+            return np.zeros(0, np.int16), 24000
+        try:
+            return read_wav(path)
+        except AudioError as exc:
+            raise LogFormatError(str(exc), str(path)) from None
+
+
+def load_log(path: str | os.PathLike[str]) -> SessionLog:
+    """Read a log bundle (see :class:`SessionLog`).
+
+    Raises
+    ------
+    LogFormatError
+        If the bundle cannot be read at all, naming the file and what to do.
+    """
+    return SessionLog(path)

@@ -13,6 +13,7 @@ at all — a missing ``meta.json`` or ``events.jsonl``, an unknown format — ra
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
@@ -63,7 +64,7 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
         what = "a truncated last line" if number - 1 == last else "an unreadable line"
         warnings.warn(f"{path}:{number}: skipped {what}", LogFormatWarning, stacklevel=3)
     ts = [e["t"] for e in events]
-    if any(b < a for a, b in zip(ts, ts[1:], strict=False)):
+    if any(b < a for a, b in itertools.pairwise(ts)):
         warnings.warn(
             f"{path}: events out of time order; sorted by t", LogFormatWarning, stacklevel=3
         )

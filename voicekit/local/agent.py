@@ -51,8 +51,26 @@ VAD_FRAME = 512  # samples at 16 kHz = 32 ms
 PREROLL_S = 0.4  # audio before the detected onset handed to the recogniser
 BACKCHANNEL_MAX_S = 0.4
 BACKCHANNEL_WORDS = {
-    "uh-huh", "uhhuh", "uh", "huh", "mm", "mhm", "mm-hmm", "hmm", "yeah", "yes", "yep",
-    "ok", "okay", "right", "sure", "aha", "ah", "oh", "i", "see",
+    "uh-huh",
+    "uhhuh",
+    "uh",
+    "huh",
+    "mm",
+    "mhm",
+    "mm-hmm",
+    "hmm",
+    "yeah",
+    "yes",
+    "yep",
+    "ok",
+    "okay",
+    "right",
+    "sure",
+    "aha",
+    "ah",
+    "oh",
+    "i",
+    "see",
 }
 DEFAULT_TOOL_TIMEOUT_S = 120.0
 
@@ -130,6 +148,7 @@ class AgentSession:
         self.audio_seconds = 0.0
         self.closed = False
         self._send_lock = asyncio.Lock()
+        self.delegate: AgentSession | None = None
 
     # -- socket loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -143,15 +162,17 @@ class AgentSession:
             await self._flush()
             await ws.close(1008, "unauthorized")
             return
+        target: AgentSession = self
         try:
             async for frame in ws:
-                await self._on_frame(frame)
-                if self.proto.close_code is not None:
+                await target._on_frame(frame)
+                target = self.delegate or self  # a resume hands the socket to the held session
+                if target.proto.close_code is not None:
                     break
         except ConnectionClosed:
             pass
         finally:
-            await self._after_socket(ws)
+            await target._after_socket(ws)
 
     async def _on_frame(self, frame: str | bytes) -> None:
         try:
@@ -512,3 +533,148 @@ class AgentSession:
             log.info("voicekit.local: tool.result for unknown call %s ignored", call_id)
         elif not waiter.done():
             waiter.set_result((result, is_error))
+
+
+def _accepted_voices(era: str) -> set[str]:
+    from voicekit.protocol import voice_ids
+
+    return set(voice_ids(None if era == "all" else era))
+
+
+def _synthesize(
+    text: str, voice: str | None
+) -> tuple[NDArray[np.int16], list[tuple[str, int, int]]]:
+    """Speech for a reply (worker thread)."""
+    from voicekit.local.speech import style_for_voice, synthesize
+
+    result = synthesize(text, style_for_voice(voice or "alba"))
+    return result.samples, result.words
+
+
+@dataclasses.dataclass
+class _TurnParams:
+    vad_threshold: float
+    min_silence: int
+    max_silence: int
+    interrupt_response: bool
+    interruption_delay: int
+
+
+class _Pipeline:
+    """VAD + turn detection + streaming recognition for one session.
+
+    Built in the session's worker thread (the recogniser takes ~0.3 s to start). ``push``
+    runs on the loop (VAD costs ~0.2 ms per 50 ms chunk); recogniser calls go to the worker.
+    """
+
+    def __init__(self, session: AgentSession) -> None:
+        from voicekit.audio import Resampler
+        from voicekit.local.speech import Recognizer, SileroVad, TurnDetector
+
+        self.session = session
+        self.resampler = Resampler(SAMPLE_RATE, ASR_RATE)
+        self.vad = SileroVad()
+        self.detector = TurnDetector()
+        keyterms = getattr(session.config, "keyterms", None) or ()
+        self.recognizer = Recognizer(keyterms)
+        self.turn = _TurnParams(0.5, 600, 1500, True, 0)
+        self.preroll: list[NDArray[np.int16]] = []
+        self.pending = np.zeros(0, np.int16)
+        self.partial = ""
+        self.announced = False
+        self.item_id = session.proto.new_item_id()
+        self.utterance_frames = 0
+        self.configure(session.config)
+
+    def configure(self, config: Any) -> None:
+        """Apply turn detection and key terms (thread-safe enough: plain attribute writes)."""
+        from voicekit.local.speech.turns import (
+            DEFAULT_MAX_SILENCE_MS,
+            DEFAULT_MIN_SILENCE_MS,
+            DEFAULT_VAD_THRESHOLD,
+        )
+
+        td = getattr(config, "turn_detection", None)
+
+        def pick(name: str, default: Any) -> Any:
+            value = getattr(td, name, None) if td is not None else None
+            return default if value is None else value
+
+        self.turn = _TurnParams(
+            pick("vad_threshold", DEFAULT_VAD_THRESHOLD),
+            pick("min_silence", DEFAULT_MIN_SILENCE_MS),
+            pick("max_silence", DEFAULT_MAX_SILENCE_MS),
+            pick("interrupt_response", True),
+            pick("interruption_delay", 0),
+        )
+        self.detector.set_params(
+            self.turn.vad_threshold, self.turn.min_silence, self.turn.max_silence
+        )
+        keyterms = tuple(getattr(config, "keyterms", None) or ())
+        if keyterms != self.recognizer.keyterms and self.session.executor is not None:
+            self.session.executor.submit(self.recognizer.set_keyterms, keyterms)
+
+    def push(self, pcm24: NDArray[np.int16]) -> list[tuple[str, Any]]:
+        """Feed 24 kHz user audio; returns pipeline events (loop thread)."""
+        from voicekit.local.speech.vad import FRAME
+
+        out: list[tuple[str, Any]] = []
+        pcm16 = np.asarray(self.resampler.process(pcm24), np.int16)
+        probs = self.vad.process(pcm16)
+        frames = np.concatenate([self.pending, pcm16]) if len(self.pending) else pcm16
+        usable = len(probs) * FRAME
+        self.pending = frames[usable:].copy()
+        for i, prob in enumerate(probs):
+            frame = frames[i * FRAME : (i + 1) * FRAME]
+            event = self.detector.update(float(prob), self.partial)
+            if event == "onset":
+                self.announced = False
+                self.partial = ""
+                self.utterance_frames = 0
+                self._to_worker(self.recognizer.start)
+                for block in self.preroll:
+                    self._feed(block)
+                self.preroll = []
+                out.append(("onset", None))
+            if self.detector.in_speech or event == "end":
+                self._feed(frame)
+                self.utterance_frames += 1
+                out.append(("speaking", self.detector.speech_ms / 1000.0))
+            else:
+                self.preroll.append(frame)
+                max_blocks = int(PREROLL_S * ASR_RATE / FRAME)
+                if len(self.preroll) > max_blocks:
+                    self.preroll = self.preroll[-max_blocks:]
+            if event == "end":
+                out.append(("end", None))
+        return out
+
+    def _to_worker(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        executor = self.session.executor
+        if executor is None:
+            raise RuntimeError("session closed")
+        return executor.submit(fn, *args)
+
+    def _feed(self, frame: NDArray[np.int16]) -> None:
+        future = self._to_worker(self.recognizer.feed, frame.tobytes())
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._on_partial, f))
+
+    def _on_partial(self, future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        text = future.result()
+        if text and text != self.partial and self.detector.in_speech:
+            self.partial = text
+            self.session.proto.user_delta(self.item_id, text)
+            self.session._spawn(self.session._flush(), "voicekit-flush")
+
+    def finish(self) -> tuple[str, float]:
+        """End the utterance (worker thread): (final text, voiced seconds)."""
+        text = self.recognizer.finish()
+        return text, self.utterance_frames * 0.032
+
+    def next_item(self) -> None:
+        """A new item id for the next user turn."""
+        self.partial = ""
+        self.item_id = self.session.proto.new_item_id()

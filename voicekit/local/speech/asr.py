@@ -1,0 +1,367 @@
+"""Streaming speech recognition with pocketsphinx and a conversation language model.
+
+``voicekit.local`` layer: pocketsphinx (its en-us acoustic model and dictionary ship in the
+wheel), numpy; no asyncio, no sockets.
+
+The stock pocketsphinx language model recognises synthetic (espeak-ng) speech poorly. The
+stand-in agent instead builds a trigram model from a conversation corpus written for it
+(``data/corpus.txt``, templates expanded with ``data/slots.txt``), with absolute-discounting
+backoff, and a small unigram mass for everyday words outside the corpus
+(``data/extra_vocab.txt``) so they stay possible. Key terms (``input.keyterms``) are added
+to the dictionary (pronunciation from the stock dictionary, or spelled from letters) and
+to the model as extra sentences, which raises their probability — a per-word boost the
+stock model cannot give.
+
+Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.3 s to start) belongs
+to one session and is used from one thread at a time; :func:`language_model` results are
+cached and shared (read-only).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import math
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from voicekit.errors import AudioError
+
+__all__ = ["Recognizer", "build_arpa", "corpus_sentences", "language_model"]
+
+DATA = Path(__file__).with_name("data")
+DISCOUNT = 0.6
+EXTRA_WORD_COUNT = 0.1  # pseudo-count of an out-of-corpus everyday word
+KEYTERM_REPEATS = 6
+_WORD = re.compile(r"[a-z][a-z']*")
+_LETTERS = {
+    "a": "EY",
+    "b": "B IY",
+    "c": "S IY",
+    "d": "D IY",
+    "e": "IY",
+    "f": "EH F",
+    "g": "JH IY",
+    "h": "EY CH",
+    "i": "AY",
+    "j": "JH EY",
+    "k": "K EY",
+    "l": "EH L",
+    "m": "EH M",
+    "n": "EH N",
+    "o": "OW",
+    "p": "P IY",
+    "q": "K Y UW",
+    "r": "AA R",
+    "s": "EH S",
+    "t": "T IY",
+    "u": "Y UW",
+    "v": "V IY",
+    "w": "D AH B AH L Y UW",
+    "x": "EH K S",
+    "y": "W AY",
+    "z": "Z IY",
+}
+_GRAPHEMES = [  # a rough letter-to-sound fallback for words missing from the dictionary
+    ("tion", "SH AH N"),
+    ("ph", "F"),
+    ("sh", "SH"),
+    ("ch", "CH"),
+    ("th", "TH"),
+    ("ee", "IY"),
+    ("oo", "UW"),
+    ("ou", "AW"),
+    ("ai", "EY"),
+    ("ay", "EY"),
+    ("ea", "IY"),
+    ("ck", "K"),
+    ("ng", "NG"),
+    ("qu", "K W"),
+    ("a", "AE"),
+    ("b", "B"),
+    ("c", "K"),
+    ("d", "D"),
+    ("e", "EH"),
+    ("f", "F"),
+    ("g", "G"),
+    ("h", "HH"),
+    ("i", "IH"),
+    ("j", "JH"),
+    ("k", "K"),
+    ("l", "L"),
+    ("m", "M"),
+    ("n", "N"),
+    ("o", "AA"),
+    ("p", "P"),
+    ("r", "R"),
+    ("s", "S"),
+    ("t", "T"),
+    ("u", "AH"),
+    ("v", "V"),
+    ("w", "W"),
+    ("x", "K S"),
+    ("y", "IY"),
+    ("z", "Z"),
+]
+
+
+def _model_dir() -> Path:
+    try:
+        from pocketsphinx import get_model_path
+    except ImportError as exc:
+        raise AudioError(
+            f"pocketsphinx is not installed ({exc}); run 'pip install pocketsphinx'"
+        ) from None
+    return Path(get_model_path())
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words of a text (letters and apostrophes)."""
+    return _WORD.findall(text.lower())
+
+
+@functools.cache
+def corpus_sentences() -> tuple[str, ...]:
+    """The corpus with its templates expanded (one sentence a tuple entry)."""
+    slots: dict[str, list[str]] = {}
+    for line in (DATA / "slots.txt").read_text().splitlines():
+        if ":" in line:
+            name, values = line.split(":", 1)
+            slots[name.strip()] = _slot_values(name.strip(), values)
+    out: list[str] = []
+    for line in (DATA / "corpus.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        names = re.findall(r"\{(\w+)\}", line)
+        if not names:
+            out.append(line)
+            continue
+        for combo in itertools.product(*(slots[n] for n in names)):
+            text = line
+            for name, value in zip(names, combo, strict=True):
+                text = text.replace("{" + name + "}", value, 1)
+            out.append(text)
+    return tuple(out)
+
+
+def _slot_values(name: str, values: str) -> list[str]:
+    return [v.strip() for v in values.split("|") if v.strip()]
+
+
+@functools.cache
+def _dictionary() -> dict[str, str]:
+    out: dict[str, str] = {}
+    with (_model_dir() / "en-us" / "cmudict-en-us.dict").open(encoding="utf-8") as f:
+        for line in f:
+            word, _, phones = line.strip().partition(" ")
+            if word and "(" not in word:
+                out[word] = phones.strip()
+    return out
+
+
+def pronounce(word: str) -> str:
+    """Phones of a word: from the stock dictionary, else a letter-to-sound guess."""
+    word = word.lower()
+    known = _dictionary().get(word)
+    if known:
+        return known
+    if len(word) <= 3 and word.isalpha():
+        return " ".join(_LETTERS[c] for c in word)
+    phones, i = [], 0
+    letters = re.sub(r"[^a-z]", "", word)
+    while i < len(letters):
+        for graph, ph in _GRAPHEMES:
+            if letters.startswith(graph, i):
+                phones.append(ph)
+                i += len(graph)
+                break
+        else:
+            i += 1
+    return " ".join(phones) or "AH"
+
+
+def build_arpa(
+    sentences: Iterable[str], extra_words: Iterable[str] = (), discount: float = DISCOUNT
+) -> str:
+    """An ARPA trigram model (absolute discounting with backoff) from sentences.
+
+    Parameters
+    ----------
+    sentences : iterable of str
+        Training text, one utterance each.
+    extra_words : iterable of str
+        Words given a small unigram probability although they are not in the text.
+    discount : float
+        Absolute discount D in (0, 1).
+    """
+    counts: list[collections.Counter[tuple[str, ...]]] = [collections.Counter() for _ in range(3)]
+    for sentence in sentences:
+        toks = ["<s>", *words_of(sentence), "</s>"]
+        for n in range(3):
+            for i in range(len(toks) - n):
+                gram = tuple(toks[i : i + n + 1])
+                if n == 0 and gram == ("<s>",):
+                    continue
+                counts[n][gram] += 1
+    vocab = {g[0] for g in counts[0]} | {"<s>"}
+    extra = sorted({w for w in extra_words if w not in vocab})
+    total = sum(counts[0].values()) + EXTRA_WORD_COUNT * len(extra)
+    uni: dict[tuple[str, ...], float] = {g: c / total for g, c in counts[0].items()}
+    for w in extra:
+        uni[(w,)] = EXTRA_WORD_COUNT / total
+    probs: list[dict[tuple[str, ...], float]] = [uni, {}, {}]
+    bows: list[dict[tuple[str, ...], float]] = [{}, {}, {}]
+
+    def lower_prob(gram: tuple[str, ...]) -> float:
+        """P of gram[1:] under the lower orders, with backoff."""
+        tail = gram[1:]
+        n = len(tail) - 1
+        if tail in probs[n]:
+            return probs[n][tail]
+        return bows[n - 1].get(tail[:-1], 1.0) * lower_prob(tail) if n > 0 else 1e-9
+
+    for n in (1, 2):
+        by_hist: dict[tuple[str, ...], list[tuple[tuple[str, ...], int]]] = collections.defaultdict(
+            list
+        )
+        for gram, c in counts[n].items():
+            by_hist[gram[:-1]].append((gram, c))
+        for hist, grams in by_hist.items():
+            n_hist = sum(c for _, c in grams)
+            for gram, c in grams:
+                probs[n][gram] = (c - discount) / n_hist
+            left = discount * len(grams) / n_hist
+            seen_lower = sum(lower_prob(g) for g, _ in grams)
+            bows[n - 1][hist] = left / max(1e-9, 1.0 - seen_lower)
+    lines = ["\\data\\"]
+    lines += [f"ngram {n + 1}={len(probs[n]) + (1 if n == 0 else 0)}" for n in range(3)]
+    for n in range(3):
+        lines += ["", f"\\{n + 1}-grams:"]
+        if n == 0:
+            lines.append(f"-99.0000 <s> {math.log10(bows[0].get(('<s>',), 1.0)):.4f}")
+        for gram, p in sorted(probs[n].items()):
+            entry = f"{math.log10(p):.4f} {' '.join(gram)}"
+            if n < 2 and gram in bows[n]:
+                entry += f" {math.log10(bows[n][gram]):.4f}"
+            lines.append(entry)
+    lines += ["", "\\end\\", ""]
+    return "\n".join(lines)
+
+
+def _extra_vocab() -> list[str]:
+    text = (DATA / "extra_vocab.txt").read_text()
+    return [w for line in text.splitlines() if not line.startswith("#") for w in words_of(line)]
+
+
+_LM_LOCK = threading.Lock()
+_LM_CACHE: dict[tuple[str, ...], tuple[Path, Path]] = {}
+
+
+def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Paths of the ARPA model and dictionary for a set of key terms (cached, shared)."""
+    key = tuple(sorted({k.strip().lower() for k in keyterms if k.strip()}))
+    with _LM_LOCK:
+        if key in _LM_CACHE:
+            return _LM_CACHE[key]
+        sentences = list(corpus_sentences())
+        for term in key:
+            sentences += [term] * KEYTERM_REPEATS
+            sentences += [f"{prefix} {term}" for prefix in ("i want", "it is", "about", "the")]
+        arpa = build_arpa(sentences, _extra_vocab())
+        words = {w for s in sentences for w in words_of(s)} | set(_extra_vocab())
+        folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
+        lm_path, dict_path = folder / "conversation.lm", folder / "conversation.dict"
+        lm_path.write_text(arpa, encoding="utf-8")
+        dict_path.write_text(
+            "".join(f"{w} {pronounce(w)}\n" for w in sorted(words)), encoding="utf-8"
+        )
+        _LM_CACHE[key] = (lm_path, dict_path)
+        return lm_path, dict_path
+
+
+class Recognizer:
+    """One streaming recogniser (16 kHz int16 PCM in, text out).
+
+    Parameters
+    ----------
+    keyterms : sequence of str
+        Words or names to favour.
+    stock_model : bool
+        Use pocketsphinx's stock language model instead (for comparisons).
+    """
+
+    def __init__(self, keyterms: Sequence[str] = (), stock_model: bool = False) -> None:
+        try:
+            from pocketsphinx import Config, Decoder
+        except ImportError as exc:
+            raise AudioError(
+                f"pocketsphinx is not installed ({exc}); run 'pip install pocketsphinx'"
+            ) from None
+        self._config_cls: Any = Config
+        self.stock_model = stock_model
+        self.keyterms: tuple[str, ...] = ()
+        if stock_model:
+            self._decoder = Decoder(logfn=os.devnull)
+        else:
+            lm, dic = language_model(keyterms)
+            self._decoder = Decoder(
+                lm=str(lm), dict=str(dic), logfn=os.devnull, lw=9.5, samprate=16000
+            )
+            self.keyterms = tuple(keyterms)
+        self._active = False
+
+    def set_keyterms(self, keyterms: Sequence[str]) -> None:
+        """Switch to the model for these key terms (applies from the next utterance)."""
+        if self.stock_model or tuple(keyterms) == self.keyterms:
+            return
+        lm, dic = language_model(keyterms)
+        for line in dic.read_text(encoding="utf-8").splitlines():
+            word, _, phones = line.partition(" ")
+            if self._decoder.lookup_word(word) is None:
+                self._decoder.add_word(word, phones, False)
+        self._decoder.add_word("a", "AH", True)  # commit the dictionary update
+        name = "kt" + str(abs(hash(tuple(sorted(keyterms)))))
+        self._decoder.add_lm_file(name, str(lm))
+        self._decoder.activate_search(name)
+        self.keyterms = tuple(keyterms)
+
+    def start(self) -> None:
+        """Begin an utterance."""
+        if self._active:
+            self._decoder.end_utt()
+        self._decoder.start_utt()
+        self._active = True
+
+    def feed(self, pcm16: bytes) -> str | None:
+        """Feed 16 kHz PCM16 bytes; returns the partial transcript (None before a word)."""
+        if not self._active:
+            self.start()
+        self._decoder.process_raw(pcm16, False, False)
+        hyp = self._decoder.hyp()
+        return _clean(hyp.hypstr) if hyp is not None and hyp.hypstr else None
+
+    def finish(self) -> str:
+        """End the utterance; returns its final transcript ("" if nothing was heard)."""
+        if not self._active:
+            return ""
+        self._decoder.end_utt()
+        self._active = False
+        hyp = self._decoder.hyp()
+        return _clean(hyp.hypstr) if hyp is not None else ""
+
+    def transcribe(self, pcm16: bytes) -> str:
+        """Recognise one whole utterance."""
+        self.start()
+        self._decoder.process_raw(pcm16, False, True)
+        return self.finish()
+
+
+def _clean(text: str) -> str:
+    return " ".join(w for w in text.split() if not w.startswith(("<", "[", "+")))

@@ -1,0 +1,200 @@
+"""End-of-turn detection from VAD probabilities and the partial transcript (pure).
+
+``voicekit.local`` layer: no I/O, no numpy needed.
+
+Rules (protocol reference §9, as the stand-in agent implements them):
+
+- **onset**: :data:`ONSET_FRAMES` consecutive frames at or above ``vad_threshold``
+  (64 ms at 32 ms frames) start speech; the onset is dated to the first of them;
+- **end of turn**: after ``min_silence`` ms of trailing silence the turn ends, unless the
+  words so far end in a continuation ("and", "but", "so", "because", "um", "the", "to",
+  "a", ...), in which case it waits up to ``max_silence`` ms; ``max_silence`` always ends it;
+- a frame counts as silence below ``vad_threshold - HYSTERESIS`` once speech has started,
+  so a probability wobbling around the threshold does not chop words.
+
+Defaults (the §9 conflict): ``min_silence`` 600 ms, ``max_silence`` 1500 ms, ``vad_threshold``
+0.5 — the ivy-era documented values that the quickstart people copy and design.md uses.
+The SDK's 1000/3000 ms make every turn take a second longer, which hides the effect of the
+sliders in a tuning session; the Sept-2026 "adaptive when unset" has no specification to
+imitate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = [
+    "BACKCHANNELS",
+    "CONTINUATIONS",
+    "DEFAULT_MAX_SILENCE_MS",
+    "DEFAULT_MIN_SILENCE_MS",
+    "DEFAULT_VAD_THRESHOLD",
+    "TurnDetector",
+    "is_backchannel",
+]
+
+DEFAULT_VAD_THRESHOLD = 0.5
+DEFAULT_MIN_SILENCE_MS = 600
+DEFAULT_MAX_SILENCE_MS = 1500
+FRAME_MS = 32.0
+ONSET_FRAMES = 2
+HYSTERESIS = 0.15
+CONTINUATIONS = frozenset(
+    [
+        "and",
+        "but",
+        "so",
+        "because",
+        "um",
+        "uh",
+        "er",
+        "erm",
+        "the",
+        "to",
+        "a",
+        "an",
+        "or",
+        "of",
+        "with",
+        "like",
+        "if",
+        "then",
+        "that",
+        "my",
+        "your",
+        "for",
+        "in",
+        "on",
+        "at",
+        "from",
+        "is",
+        "was",
+    ]
+)
+BACKCHANNELS = frozenset(
+    [
+        "uh-huh",
+        "uhhuh",
+        "uh",
+        "huh",
+        "mm",
+        "mhm",
+        "mm-hmm",
+        "hmm",
+        "yeah",
+        "yes",
+        "yep",
+        "ok",
+        "okay",
+        "right",
+        "sure",
+        "aha",
+        "ah",
+        "oh",
+        "i",
+        "see",
+        "got",
+        "it",
+    ]
+)
+
+
+def is_backchannel(text: str) -> bool:
+    """Whether a transcript is only acknowledgement words ("uh huh", "yeah", "okay")."""
+    words = text.lower().replace(",", " ").split()
+    return bool(words) and all(w in BACKCHANNELS for w in words)
+
+
+@dataclasses.dataclass
+class TurnDetector:
+    """Stateful end-of-turn detector; feed it one VAD probability per frame.
+
+    Parameters
+    ----------
+    vad_threshold : float
+        Speech probability threshold in [0, 1].
+    min_silence_ms, max_silence_ms : float
+        Trailing silence before a confident / a forced end of turn.
+    frame_ms : float
+        Duration of one frame.
+    """
+
+    vad_threshold: float = DEFAULT_VAD_THRESHOLD
+    min_silence_ms: float = DEFAULT_MIN_SILENCE_MS
+    max_silence_ms: float = DEFAULT_MAX_SILENCE_MS
+    frame_ms: float = FRAME_MS
+    in_speech: bool = False
+    frame: int = 0
+    onset_frame: int = 0
+    voiced_frames: int = 0
+    silence_frames: int = 0
+    _run: int = 0
+
+    def set_params(
+        self,
+        vad_threshold: float | None = None,
+        min_silence_ms: float | None = None,
+        max_silence_ms: float | None = None,
+    ) -> None:
+        """Change thresholds mid-stream (``None`` keeps a value)."""
+        if vad_threshold is not None:
+            self.vad_threshold = vad_threshold
+        if min_silence_ms is not None:
+            self.min_silence_ms = min_silence_ms
+        if max_silence_ms is not None:
+            self.max_silence_ms = max_silence_ms
+
+    @property
+    def speech_ms(self) -> float:
+        """Voiced milliseconds since the onset of the current turn."""
+        return self.voiced_frames * self.frame_ms
+
+    @property
+    def silence_ms(self) -> float:
+        """Trailing silence of the current turn in ms."""
+        return self.silence_frames * self.frame_ms
+
+    def update(self, prob: float, partial: str = "") -> str | None:
+        """Feed one frame's probability; returns ``"onset"``, ``"end"`` or None.
+
+        Parameters
+        ----------
+        prob : float
+            VAD speech probability of the frame.
+        partial : str
+            The transcript of the turn so far (for continuation words).
+        """
+        self.frame += 1
+        if not self.in_speech:
+            self._run = self._run + 1 if prob >= self.vad_threshold else 0
+            if self._run >= ONSET_FRAMES:
+                self.in_speech = True
+                self.onset_frame = self.frame - ONSET_FRAMES
+                self.voiced_frames = ONSET_FRAMES
+                self.silence_frames = 0
+                self._run = 0
+                return "onset"
+            return None
+        if prob >= max(0.0, self.vad_threshold - HYSTERESIS):
+            self.voiced_frames += 1 + self.silence_frames if self.silence_frames <= 3 else 1
+            self.silence_frames = 0
+            return None
+        self.silence_frames += 1
+        silence = self.silence_ms
+        if silence >= self.max_silence_ms or (
+            silence >= self.min_silence_ms and not self._continues(partial)
+        ):
+            self.in_speech = False
+            self.silence_frames = 0
+            return "end"
+        return None
+
+    @staticmethod
+    def _continues(partial: str) -> bool:
+        words = partial.lower().split()
+        return bool(words) and words[-1] in CONTINUATIONS
+
+    def reset(self) -> None:
+        """Back to silence (e.g. after a session resume)."""
+        self.in_speech = False
+        self.voiced_frames = self.silence_frames = self._run = 0

@@ -6,7 +6,11 @@ Public names are re-exported here; everything else is private. Heavy pieces
 
 from __future__ import annotations
 
+from voicekit import local
 from voicekit._version import __version__
+from voicekit.audio.devices import list_devices
+from voicekit.audio.sinks import Sink
+from voicekit.audio.sources import Source
 from voicekit.errors import (
     AudioError,
     AuthError,
@@ -19,17 +23,40 @@ from voicekit.errors import (
     ToolError,
     VoiceKitError,
 )
+from voicekit.logformat import SessionLog, load_log
+from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
+from voicekit.session import Session
+from voicekit.testing.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
+from voicekit.tools import Tool, as_tool
 
 __all__ = [
     "AudioError",
+    "AudioFormat",
     "AuthError",
+    "Backchannel",
+    "BargeIn",
     "ConfigError",
     "ConnectionClosed",
     "ConnectionError",
     "LogFormatError",
+    "Pause",
     "ProtocolError",
+    "Say",
+    "ScriptedUser",
     "ServerError",
+    "Session",
+    "SessionConfig",
+    "SessionLog",
+    "Sink",
+    "Source",
+    "Tool",
     "ToolError",
+    "TurnDetection",
     "VoiceKitError",
     "__version__",
+    "as_tool",
+    "list_devices",
+    "load_log",
+    "local",
+    "voices",
 ]

@@ -523,6 +523,8 @@ class Session:
             raise VKConnectionError(f"cannot connect to {self._url_for_log()}: {text}") from None
         if resume:
             self._proto.resume()
+        else:
+            self._proto.connect()
         self._flush()
         self._spawn(self._reader(self._ws), "voicekit-reader")
 
@@ -579,7 +581,9 @@ class Session:
         self._flush()
 
     def _on_event(self, event: Any) -> None:
-        kind = event.type
+        from voicekit.protocol import UnknownEvent
+
+        kind = event.kind if isinstance(event, UnknownEvent) else event.type
         fields = event.to_dict()
         fields.pop("type", None)
         if kind == "reply.audio":
@@ -878,11 +882,11 @@ class Session:
         _live_sessions.discard(self)
 
     # -- events: log, observers, subscribers -------------------------------------------------
-    def _emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def _emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         """A ``local`` event: logged and dispatched (loop thread)."""
         return self._emit_line("local", kind, **fields)
 
-    def _emit_line(self, direction: str, kind: str, **fields: Any) -> dict[str, Any]:
+    def _emit_line(self, direction: str, kind: str, /, **fields: Any) -> dict[str, Any]:
         line = {"t": round(self.now(), 6), "dir": direction, "type": kind, **fields}
         if self._writer is not None:
             self._writer.write_event(line["t"], direction, kind, **fields)

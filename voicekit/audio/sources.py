@@ -69,12 +69,12 @@ class AudioLink:
         loop: asyncio.AbstractEventLoop,
         clock: Callable[[], float],
         on_push: Callable[[Int16, int], None],
-        emit: Callable[..., None] | None = None,
+        emit: Callable[..., object] | None = None,
     ) -> None:
         self.loop = loop
         self.now = clock
         self._on_push = on_push
-        self.emit: Callable[..., None] = emit or (lambda type_, **fields: None)
+        self.emit: Callable[..., object] = emit or (lambda type_, **fields: None)
         self._lock = threading.Lock()
         self._next_offset: int | None = None
 

@@ -148,7 +148,7 @@ class LogWriter:
             self.user.path = target / "user.wav"
             self.agent.path = target / "agent.wav"
 
-    def write_event(self, t: float, direction: str, kind: str, **fields: Any) -> None:
+    def write_event(self, t: float, direction: str, kind: str, /, **fields: Any) -> None:
         """Append one line ``{"t", "dir", "type", ...fields}`` and flush it.
 
         ``reply.audio`` lines lose their base64 ``data`` (``samples`` is kept) and

@@ -145,7 +145,8 @@ class ScriptedUser(Source):
         self._play_start = 0.0
         self._last_activity = 0.0
         self._outstanding_tools = 0
-        self._replies_done = 0
+        self._reply_started: dict[str, float] = {}
+        self._answered_at = -1.0  # start time of the latest reply that completed
 
     # -- Source ---------------------------------------------------------------------
     def start(self, link: AudioLink) -> None:
@@ -184,9 +185,11 @@ class ScriptedUser(Source):
             if kind == "reply.started":
                 self._in_reply = True
                 self._outstanding_tools = 0
+                self._reply_started[str(event.get("reply_id"))] = now
             elif kind == "reply.done":
                 self._in_reply = False
-                self._replies_done += 1
+                started = self._reply_started.pop(str(event.get("reply_id")), now)
+                self._answered_at = max(self._answered_at, started)
             elif kind == "tool.call":
                 self._outstanding_tools += 1
         elif kind == "playback.start":
@@ -230,13 +233,13 @@ class ScriptedUser(Source):
     def _agent_quiet(self) -> bool:
         return not (self._in_reply or self._playing or self._outstanding_tools)
 
-    async def _wait_for_agent(self, replies_before: int) -> None:
-        """Wait until the agent has answered (or timed out) and stayed quiet for 0.3 s.
+    async def _wait_for_agent(self, since: float) -> None:
+        """Wait until a reply that started after ``since`` is done (or time out), then quiet.
 
-        The quiet spell matters for tools: the answer reply follows the pre-amble's
+        The quiet spell (0.3 s) matters for tools: the answer reply follows the pre-amble's
         ``reply.done`` once the tool result is in.
         """
-        await self._until(lambda: self._replies_done > replies_before, self.response_timeout)
+        await self._until(lambda: self._answered_at >= since, self.response_timeout)
         deadline = self._now() + self.response_timeout
         while self._now() < deadline:
             await self._until(self._agent_quiet, deadline - self._now())
@@ -268,7 +271,7 @@ class ScriptedUser(Source):
             rng = random.Random(self.seed)
             await self._until(lambda: False, self.settle)
             await self._until(self._agent_quiet, self.response_timeout)
-            turn, after_pause, replies_before = -1, False, self._replies_done
+            turn, after_pause, turn_start = -1, False, self._now()
             for step, clip in zip(self.steps, clips, strict=True):
                 if isinstance(step, Pause):
                     await asyncio.sleep(step.seconds)
@@ -278,10 +281,10 @@ class ScriptedUser(Source):
                 if isinstance(step, Say):
                     if not after_pause:
                         if step.wait and turn >= 0:
-                            await self._wait_for_agent(replies_before)
+                            await self._wait_for_agent(turn_start)
                         await asyncio.sleep(rng.uniform(*self.gap) if turn >= 0 else 0.0)
                         turn += 1
-                        replies_before = self._replies_done
+                        turn_start = self._now()
                     await self._speak(clip, step.text, "turn", max(turn, 0))
                 else:
                     kind = "barge_in" if isinstance(step, BargeIn) else "backchannel"
@@ -294,10 +297,10 @@ class ScriptedUser(Source):
                     )
                     if kind == "barge_in":
                         turn += 1
-                        replies_before = self._replies_done
+                        turn_start = self._now()
                     await self._speak(clip, step.text, kind, max(turn, 0))
                 after_pause = False
-            await self._wait_for_agent(replies_before)
+            await self._wait_for_agent(turn_start)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # reported through .error; the session keeps running

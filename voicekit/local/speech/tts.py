@@ -267,5 +267,5 @@ def style_for_voice(voice_id: str) -> VoiceStyle:
     return VoiceStyle(f"{base}+{variant}", max(110, min(240, rate)), max(5, min(95, pitch)))
 
 
-USER_STYLE = VoiceStyle("en-us+m3", 150, 40)
+USER_STYLE = VoiceStyle("en-us+m1", 150, 45)
 """The scripted user's voice: unlike every agent default, and recognisable by pocketsphinx."""

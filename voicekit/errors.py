@@ -62,7 +62,7 @@ class ProtocolError(VoiceKitError):
     """A protocol message is malformed or arrives out of sequence."""
 
 
-class ConnectionError(VoiceKitError, _builtin_connection_error):  # noqa: A001
+class ConnectionError(VoiceKitError, _builtin_connection_error):
     """The connection to the agent could not be opened or was lost."""
 
 

@@ -189,6 +189,9 @@ class Event:
                     f"Invalid message format for type '{obj['type']}': {name} is missing"
                 )
         extra = {k: v for k, v in obj.items() if k not in fields and k not in ("type", "timestamp")}
+        for name in fields:  # explicit nulls survive a round trip
+            if name in obj and obj[name] is None and not fields[name][1]:
+                extra[name] = None
         event = cls(timestamp=_timestamp(obj.get("timestamp")), extra=extra, **kwargs)
         event._fixup()
         return event

@@ -43,12 +43,12 @@ class LevelMeter:
     Parameters
     ----------
     attack : float
-        Fraction of a rise taken per update (0-1].
+        Fraction of a rise taken per update (0-1]; 1 follows rises at once.
     release_db_per_s : float
         How fast the reading falls, in dB per second.
     """
 
-    def __init__(self, attack: float = 0.8, release_db_per_s: float = 30.0) -> None:
+    def __init__(self, attack: float = 1.0, release_db_per_s: float = 30.0) -> None:
         self.attack = attack
         self.release = release_db_per_s
         self.value = FLOOR_DBFS

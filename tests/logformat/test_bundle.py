@@ -1,0 +1,149 @@
+"""Log bundles: write and read back; crashes, damage and secrets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voicekit.errors import LogFormatError
+from voicekit.logformat import FORMAT, LogFormatWarning, LogWriter, load_log, scrub
+
+SECRET = "sk-live-SECRET123"
+TOKEN = "tok_TEMP456"
+
+
+def _bundle(tmp_path, close: bool = True) -> LogWriter:
+    w = LogWriter(tmp_path, meta={"backend": "local", "url": "ws://x/v1/ws", "config": {}})
+    w.write_event(0.0, "local", "session.start")
+    w.write_event(0.1, "send", "input.audio", audio="AAAA", offset=0, samples=1200)
+    w.write_event(0.2, "recv", "reply.audio", reply_id="r1", data="AAAA", samples=240)
+    w.write_event(0.3, "recv", "session.ready", session_id="sess_1")
+    w.write_user_audio(2400, np.ones(1200, np.int16))
+    w.write_agent_audio(0, np.full(240, 3, np.int16))
+    w.set_session_id("sess_1")
+    if close:
+        w.close()
+    return w
+
+
+def test_round_trip(tmp_path) -> None:
+    w = _bundle(tmp_path)
+    assert w.path.name.endswith("-sess_1")
+    log = load_log(w.path)
+    assert log.meta["format"] == FORMAT and log.session_id == "sess_1"
+    assert log.backend == "local" and log.started_at.endswith("Z")
+    assert [e["type"] for e in log.raw_events] == [
+        "session.start",
+        "input.audio",
+        "reply.audio",
+        "session.ready",
+    ]
+    audio_in = log.of_type("input.audio")[0]
+    assert "audio" not in audio_in and audio_in["offset"] == 0 and audio_in["samples"] == 1200
+    reply = log.of_type("reply.audio", direction="recv")[0]
+    assert "data" not in reply and reply["samples"] == 240
+    user, rate = log.audio("user")
+    assert rate == 24000 and len(user) == 3600 and user[:2400].sum() == 0 and user[2400] == 1
+    agent, _ = log.audio("agent")
+    assert agent.tolist() == [3] * 240
+    frame = log.events
+    assert list(frame.columns[:3]) == ["t", "dir", "type"] and len(frame) == 4
+    assert log.duration == pytest.approx(0.3)
+    with pytest.raises(LogFormatError, match="track"):
+        log.audio("both")
+
+
+def test_a_crashed_bundle_loads_with_a_warning(tmp_path) -> None:
+    w = _bundle(tmp_path, close=False)
+    w._events.write('{"t": 0.4, "dir": "recv", "type": "reply.do')  # cut mid-line
+    w._events.flush()
+    w.user.flush()  # the periodic (1 s) flush that bounds what a crash can lose
+    w.agent.flush()
+    copy = tmp_path / "copy"
+    shutil.copytree(w.path, copy)  # what a killed process leaves (headers not final)
+    w.close()
+    with pytest.warns(LogFormatWarning, match=r"events.jsonl:5: skipped a truncated last line"):
+        log = load_log(copy)
+    assert len(log.raw_events) == 4
+    assert len(log.audio("user")[0]) == 3600
+
+
+def test_damage_in_the_middle_and_out_of_order(tmp_path) -> None:
+    w = _bundle(tmp_path)
+    lines = (w.path / "events.jsonl").read_text().splitlines()
+    lines.insert(1, "garbage")
+    lines.append(json.dumps({"t": 0.05, "dir": "local", "type": "late"}))
+    (w.path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(LogFormatWarning) as record:
+        log = load_log(w.path)
+    messages = [str(r.message) for r in record]
+    assert any("events.jsonl:2: skipped an unreadable line" in m for m in messages)
+    assert any("out of time order" in m for m in messages)
+    assert [e["type"] for e in log.raw_events][:3] == ["session.start", "late", "input.audio"]
+
+
+def test_unreadable_bundles_say_what_is_wrong(tmp_path) -> None:
+    with pytest.raises(LogFormatError, match="not a log bundle directory"):
+        load_log(tmp_path / "nope")
+    w = _bundle(tmp_path)
+    meta = json.loads((w.path / "meta.json").read_text())
+    (w.path / "meta.json").write_text(json.dumps({**meta, "format": "voicekit-log/9"}))
+    with pytest.raises(LogFormatError, match=r"meta.json: unknown format 'voicekit-log/9'"):
+        load_log(w.path)
+    (w.path / "meta.json").unlink()
+    with pytest.raises(LogFormatError, match=r"meta.json: missing"):
+        load_log(w.path)
+    with pytest.raises(LogFormatError, match="cannot create the log bundle"):
+        LogWriter("/proc/voicekit-cannot-write-here")
+
+
+def test_secrets_never_reach_the_bundle(tmp_path) -> None:
+    w = LogWriter(
+        tmp_path,
+        meta={
+            "url": f"wss://h/v1/ws?token={TOKEN}",
+            "api_key": SECRET,
+            "config": {"headers": {"Authorization": f"Bearer {SECRET}"}},
+        },
+    )
+    w.write_event(0.1, "recv", "session.ready", session_id="s", resume_token=SECRET)
+    w.write_event(0.2, "local", "error", message=f"failed with Bearer {SECRET} at ?token={TOKEN}")
+    w.close()
+    for path in w.path.rglob("*"):
+        data = path.read_bytes()
+        assert SECRET.encode() not in data and TOKEN.encode() not in data, path.name
+    assert scrub({"nested": [{"token": "x", "ok": 1}]}) == {"nested": [{"ok": 1}]}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.builds(
+                lambda t, k: json.dumps({"t": t, "dir": "recv", "type": k}),
+                st.floats(0, 100, allow_nan=False),
+                st.sampled_from(["a", "b", "reply.done"]),
+            ),
+        ),
+        max_size=20,
+    )
+)
+def test_reader_never_fails_on_garbage_lines(tmp_path, lines: list[str]) -> None:
+    w = _bundle(tmp_path / "g")
+    (w.path / "events.jsonl").write_text("\n".join(x.replace("\n", " ") for x in lines))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LogFormatWarning)
+        log = load_log(w.path)
+    ts = [e["t"] for e in log.raw_events]
+    assert ts == sorted(ts)
+    shutil.rmtree(tmp_path / "g")

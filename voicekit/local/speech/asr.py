@@ -299,43 +299,45 @@ class Recognizer:
 
     def __init__(self, keyterms: Sequence[str] = (), stock_model: bool = False) -> None:
         try:
-            from pocketsphinx import Config, Decoder
+            from pocketsphinx import Decoder
         except ImportError as exc:
             raise AudioError(
                 f"pocketsphinx is not installed ({exc}); run 'pip install pocketsphinx'"
             ) from None
-        self._config_cls: Any = Config
+        self._decoder_cls: Any = Decoder
         self.stock_model = stock_model
-        self.keyterms: tuple[str, ...] = ()
-        if stock_model:
-            self._decoder = Decoder(logfn=os.devnull)
-        else:
-            lm, dic = language_model(keyterms)
-            self._decoder = Decoder(
-                lm=str(lm), dict=str(dic), logfn=os.devnull, lw=9.5, samprate=16000
-            )
-            self.keyterms = tuple(keyterms)
+        self.keyterms: tuple[str, ...] = tuple(keyterms)
+        self._pending: tuple[str, ...] | None = None
         self._active = False
+        self._decoder = self._make_decoder(self.keyterms)
+
+    def _make_decoder(self, keyterms: Sequence[str]) -> Any:
+        if self.stock_model:
+            return self._decoder_cls(logfn=os.devnull)
+        lm, dic = language_model(keyterms)
+        return self._decoder_cls(
+            lm=str(lm), dict=str(dic), logfn=os.devnull, lw=9.5, samprate=16000
+        )
 
     def set_keyterms(self, keyterms: Sequence[str]) -> None:
-        """Switch to the model for these key terms (applies from the next utterance)."""
-        if self.stock_model or tuple(keyterms) == self.keyterms:
+        """Use the model for these key terms from the next utterance on (~0.3 s to load)."""
+        keyterms = tuple(keyterms)
+        if self.stock_model or keyterms == self.keyterms:
             return
-        lm, dic = language_model(keyterms)
-        for line in dic.read_text(encoding="utf-8").splitlines():
-            word, _, phones = line.partition(" ")
-            if self._decoder.lookup_word(word) is None:
-                self._decoder.add_word(word, phones, False)
-        self._decoder.add_word("a", "AH", True)  # commit the dictionary update
-        name = "kt" + str(abs(hash(tuple(sorted(keyterms)))))
-        self._decoder.add_lm_file(name, str(lm))
-        self._decoder.activate_search(name)
-        self.keyterms = tuple(keyterms)
+        if self._active:
+            self._pending = keyterms
+            return
+        self._decoder = self._make_decoder(keyterms)
+        self.keyterms = keyterms
 
     def start(self) -> None:
         """Begin an utterance."""
         if self._active:
             self._decoder.end_utt()
+            self._active = False
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.set_keyterms(pending)
         self._decoder.start_utt()
         self._active = True
 

@@ -1,0 +1,171 @@
+"""The stand-in agent's speech engines: synthesis, VAD, recognition accuracy, turn ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicekit.audio import resample
+from voicekit.local.speech import (
+    USER_STYLE,
+    Recognizer,
+    SileroVad,
+    TurnDetector,
+    build_arpa,
+    is_backchannel,
+    style_for_voice,
+    synthesize,
+)
+from voicekit.local.speech.asr import corpus_sentences, words_of
+from voicekit.protocol import voice_ids
+
+EVAL = Path(__file__).parents[2] / "voicekit" / "local" / "speech" / "data" / "eval.txt"
+
+
+def word_errors(ref: str, hyp: str) -> tuple[int, int]:
+    r, h = words_of(ref), words_of(hyp)
+    row = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, row[0] = row[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(row[j] + 1, row[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, row[j] = row[j], cur
+    return row[len(h)], len(r)
+
+
+def test_synthesis_duration_and_word_timings() -> None:
+    s = synthesize("Hello there, what is the weather in Paris today?", style_for_voice("alba"))
+    assert s.samples.dtype == np.int16 and 1.5 < s.duration < 5.0
+    assert [w for w, _, _ in s.words][:2] == ["Hello", "there"] and len(s.words) == 9
+    starts = [a for _, a, _ in s.words]
+    assert starts == sorted(starts) and all(a <= b for _, a, b in s.words)
+    assert s.words[-1][2] <= s.duration * 1000 + 1
+    assert synthesize("   ").duration == 0
+
+
+def _pitch_hz(x: np.ndarray) -> float:
+    """Median fundamental over voiced 40 ms frames (autocorrelation, 70-400 Hz)."""
+    x = x.astype(np.float64)
+    estimates = []
+    for start in range(0, len(x) - 960, 480):
+        f = x[start : start + 960]
+        if np.sqrt(np.mean(f * f)) < 0.1 * np.abs(x).max():
+            continue
+        f = f - f.mean()
+        corr = np.correlate(f, f, "full")[959:]
+        lo, hi = 24000 // 400, 24000 // 70
+        lag = lo + int(np.argmax(corr[lo:hi]))
+        if corr[lag] > 0.3 * corr[0]:
+            estimates.append(24000 / lag)
+    return float(np.median(estimates))
+
+
+def test_voices_sound_different() -> None:
+    styles = {v: style_for_voice(v) for v in voice_ids()}
+    assert len(set(styles.values())) >= 0.9 * len(styles)  # (nearly) all distinct
+    assert style_for_voice("zelda") == style_for_voice("zelda")  # unknown ids: stable
+    text = "This is a test of my voice."
+    deep, high = synthesize(text, styles["david"]), synthesize(text, styles["bella"])
+    assert _pitch_hz(high.samples) > 1.2 * _pitch_hz(deep.samples)
+    assert USER_STYLE not in {styles["alba"], styles["ivy"]}
+
+
+def test_vad_separates_speech_from_silence() -> None:
+    speech = resample(synthesize("hello can you hear me", USER_STYLE).samples, 24000, 16000)
+    x = np.concatenate([np.zeros(16000, np.int16), speech, np.zeros(16000, np.int16)])
+    vad = SileroVad()
+    probs = np.concatenate([vad.process(x[i : i + 800]) for i in range(0, len(x), 800)])
+    assert len(probs) == len(x) // 512
+    assert probs[:25].max() < 0.2 and probs[-25:].max() < 0.2
+    mid = probs[40 : 40 + len(speech) // 512 - 10]
+    assert np.mean(mid > 0.5) > 0.8
+
+
+def test_recogniser_accuracy_on_20_sentences() -> None:
+    rows = [
+        line.split("|")
+        for line in EVAL.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(rows) == 20 and sum(k == "held" for k, _ in rows) == 6
+    corpus = set(corpus_sentences())
+    assert all(s not in corpus for k, s in rows if k == "held")
+    rec = Recognizer()
+    errors = {"in": [0, 0], "held": [0, 0]}
+    for kind, sentence in rows:
+        audio = resample(synthesize(sentence, USER_STYLE).samples, 24000, 16000)
+        e, n = word_errors(sentence, rec.transcribe(audio.tobytes()))
+        errors[kind][0] += e
+        errors[kind][1] += n
+    overall = 1 - (errors["in"][0] + errors["held"][0]) / (errors["in"][1] + errors["held"][1])
+    held = 1 - errors["held"][0] / errors["held"][1]
+    print(f"word accuracy overall {overall:.2f}, held-out {held:.2f}")
+    assert overall >= 0.70
+    assert held >= 0.50
+
+
+def test_keyterms_make_a_rare_word_recognisable() -> None:
+    audio = resample(synthesize("i need saxophone please", USER_STYLE).samples, 24000, 16000)
+    rec = Recognizer()
+    assert "saxophone" not in rec.transcribe(audio.tobytes())
+    rec.set_keyterms(["saxophone"])
+    assert "saxophone" in rec.transcribe(audio.tobytes())
+
+
+def test_streaming_partials_grow() -> None:
+    audio = resample(synthesize("what is the weather in paris", USER_STYLE).samples, 24000, 16000)
+    rec = Recognizer()
+    rec.start()
+    partials = [rec.feed(audio[i : i + 1600].tobytes()) for i in range(0, len(audio), 1600)]
+    assert partials[0] is None or len(partials[0]) < 10
+    assert any(p for p in partials)
+    assert rec.finish() == "what is the weather in paris"
+    assert rec.finish() == ""
+
+
+def test_arpa_model_is_well_formed() -> None:
+    arpa = build_arpa(["a b c", "a b d"], extra_words=["zed"])
+    assert arpa.startswith("\\data\\\nngram 1=") and arpa.rstrip().endswith("\\end\\")
+    unigrams = arpa.split("\\1-grams:")[1].split("\\2-grams:")[0]
+    assert " zed" in unigrams and "<s>" in unigrams
+    probs = [
+        10 ** float(line.split()[0]) for line in unigrams.strip().splitlines() if "<s>" not in line
+    ]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-3)
+
+
+def frames(detector: TurnDetector, probs: list[float], partial: str = "") -> list[str | None]:
+    return [detector.update(p, partial) for p in probs]
+
+
+def test_turn_detector_onset_and_min_silence() -> None:
+    d = TurnDetector(vad_threshold=0.5, min_silence_ms=320, max_silence_ms=960, frame_ms=32)
+    out = frames(d, [0.1, 0.9, 0.9] + [0.9] * 10 + [0.0] * 10)
+    assert out[2] == "onset" and d.onset_frame == 1
+    assert out.index("end") == 13 + 9  # the 10th silent frame = 320 ms
+    assert d.in_speech is False
+
+
+def test_continuation_words_wait_for_max_silence() -> None:
+    d = TurnDetector(vad_threshold=0.5, min_silence_ms=320, max_silence_ms=960, frame_ms=32)
+    frames(d, [0.9] * 10)
+    out = frames(d, [0.0] * 40, partial="i want to go to paris and")
+    assert out.index("end") == 29  # 30 frames = 960 ms
+    d.set_params(min_silence_ms=64)
+    frames(d, [0.9] * 10)
+    assert frames(d, [0.0] * 3, partial="done")[1] == "end"
+
+
+def test_hysteresis_and_threshold() -> None:
+    d = TurnDetector(vad_threshold=0.6, min_silence_ms=96, max_silence_ms=500, frame_ms=32)
+    assert frames(d, [0.55] * 5) == [None] * 5  # below the threshold: no onset
+    frames(d, [0.7, 0.7])
+    assert frames(d, [0.5] * 5) == [None] * 5  # above threshold - 0.15 keeps speech going
+    assert "end" in frames(d, [0.3] * 5)
+
+
+def test_backchannels() -> None:
+    assert is_backchannel("uh huh") and is_backchannel("Yeah, okay")
+    assert not is_backchannel("stop thanks") and not is_backchannel("")

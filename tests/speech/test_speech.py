@@ -18,21 +18,10 @@ from voicekit.local.speech import (
     style_for_voice,
     synthesize,
 )
-from voicekit.local.speech.asr import corpus_sentences, words_of
+from voicekit.local.speech.asr import corpus_sentences, word_errors
 from voicekit.protocol import voice_ids
 
 EVAL = Path(__file__).parents[2] / "voicekit" / "local" / "speech" / "data" / "eval.txt"
-
-
-def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    r, h = words_of(ref), words_of(hyp)
-    row = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, row[0] = row[0], i
-        for j in range(1, len(h) + 1):
-            cur = min(row[j] + 1, row[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev, row[j] = row[j], cur
-    return row[len(h)], len(r)
 
 
 def test_synthesis_duration_and_word_timings() -> None:

@@ -49,7 +49,8 @@ SAMPLE_RATE = 24000
 ASR_RATE = 16000
 VAD_FRAME = 512  # samples at 16 kHz = 32 ms
 PREROLL_S = 0.4  # audio before the detected onset handed to the recogniser
-BACKCHANNEL_MAX_S = 0.4
+BACKCHANNEL_MAX_S = 0.6  # voiced speech shorter than this never interrupts (uh-huh, yeah)
+BACKCHANNEL_LONG_S = 1.0  # speech this long interrupts even before its words are known
 BACKCHANNEL_WORDS = {
     "uh-huh",
     "uhhuh",
@@ -86,14 +87,17 @@ class _Reply:
     audio_start: float | None = None  # loop time of sample 0 of the reply audio
     duration_s: float = 0.0
     words: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
-    done: bool = False
+    done: bool = False  # reply.done sent (or the reply was abandoned)
     is_greeting: bool = False
 
     def playing(self, now: float) -> bool:
-        """Whether the client is still hearing this reply (real-time pacing estimate)."""
-        if self.done:
-            return False
-        return self.audio_start is None or now < self.audio_start + self.duration_s + 0.05
+        """Whether the client is still hearing this reply (real-time pacing estimate).
+
+        A reply may be done on the wire (all audio sent) while its last chunks still play.
+        """
+        if self.audio_start is None:
+            return not self.done
+        return now < self.audio_start + self.duration_s + 0.05
 
     def heard_ms(self, now: float) -> int:
         """Milliseconds of this reply the client has heard (real-time pacing estimate)."""
@@ -351,9 +355,12 @@ class AgentSession:
             return
         threshold = td.interruption_delay / 1000.0
         if not self.options.backchannels_interrupt:
+            # an acknowledgement ("uh-huh", "yeah") is not an interruption: until the words
+            # say otherwise, only speech longer than a backchannel cuts the agent off
             threshold = max(threshold, BACKCHANNEL_MAX_S)
             words = self.pipeline.partial.lower().split()
-            if words and all(w in BACKCHANNEL_WORDS for w in words) and speech_s < 1.0:
+            unclear = not words or all(w in BACKCHANNEL_WORDS for w in words)
+            if unclear and speech_s < BACKCHANNEL_LONG_S:
                 return
         if speech_s >= threshold:
             self.proto.speech_started()
@@ -458,17 +465,13 @@ class AgentSession:
         if reply.text:
             self.history.append({"role": "assistant", "content": reply.text})
         await self._flush()
-        # the client still plays the last chunks: keep "playing" true until then
-        remaining = start + reply.duration_s - loop.time()
-        if remaining > 0:
-            reply.done = False
-            await asyncio.sleep(remaining)
-            reply.done = True
 
     def _cancel_reply(self, status: str, notify: bool = True) -> None:
         """Stop the current reply (barge-in, reply.cancel, replacement, drop)."""
         reply = self.reply
         if reply is None or reply.done:
+            if reply is not None:
+                reply.duration_s = 0.0  # already done on the wire: just stop "playing"
             return
         reply.done = True
         if reply.task is not None and not reply.task.done():

@@ -316,6 +316,13 @@ class LocalAgent:
                 await asyncio.wait_for(self._server.wait_closed(), 3.0)
         with contextlib.suppress(asyncio.CancelledError):
             await self._janitor
+        # nothing may outlive the loop: cancel and await every task still pending
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=3.0)
 
     def stop(self) -> None:
         """Close every session and the listening socket; stop the thread. Idempotent."""

@@ -33,7 +33,14 @@ from typing import Any
 
 from voicekit.errors import AudioError
 
-__all__ = ["Recognizer", "build_arpa", "corpus_sentences", "language_model"]
+__all__ = [
+    "Recognizer",
+    "build_arpa",
+    "corpus_sentences",
+    "language_model",
+    "word_errors",
+    "words_of",
+]
 
 DATA = Path(__file__).with_name("data")
 DISCOUNT = 0.6
@@ -124,6 +131,18 @@ def _model_dir() -> Path:
 def words_of(text: str) -> list[str]:
     """Lower-case words of a text (letters and apostrophes)."""
     return _WORD.findall(text.lower())
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edit distance, reference word count); word accuracy is ``1 - errors / words``."""
+    ref, hyp = words_of(reference), words_of(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, row[0] = row[0], i
+        for j in range(1, len(hyp) + 1):
+            cur = min(row[j] + 1, row[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
+            prev, row[j] = row[j], cur
+    return row[len(hyp)], len(ref)
 
 
 @functools.cache

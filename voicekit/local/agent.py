@@ -230,9 +230,12 @@ class AgentSession:
     async def shutdown(self) -> None:
         """Server stop: close the socket and the pipeline."""
         self._cancel_reply("interrupted", notify=False)
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close(1001, "server shutting down")
+        ws = self.ws
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(1001, "server shutting down"), 1.0)
+            except Exception:  # a peer that does not answer the close: drop it
+                ws.transport.abort()
         self.close_pipeline()
 
     def close_pipeline(self) -> None:

@@ -286,6 +286,7 @@ class LocalAgent:
                 max_size=MAX_FRAME_BYTES,
                 ping_interval=20,
                 ping_timeout=20,
+                close_timeout=2,
                 server_header="voicekit-local",
             )
         except OSError as exc:

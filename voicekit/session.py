@@ -59,6 +59,7 @@ log = logging.getLogger("voicekit.session")
 HOSTED_URL = "wss://agents.assemblyai.com/v1/ws"
 BLOCK = 1200  # 50 ms at 24 kHz
 STOP_TIMEOUT_S = 2.0
+GAP_SAMPLES = SAMPLE_RATE // 10  # input lagging more than 100 ms is logged as input.gap
 Status = Literal["idle", "connecting", "ready", "ended", "error"]
 
 _live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -726,10 +727,10 @@ class Session:
                 self._send_user_audio(np.asarray(block, np.int16), offset)
                 self._flush()
             offset = target
-            # catch up without bursting if the loop was starved: skip, log the gap
+            # if the loop was starved, skip ahead rather than burst; log the gap
             behind = round(self.now() * SAMPLE_RATE) - offset
-            if behind > 4 * BLOCK:
-                self._emit("input.gap", duration=behind / SAMPLE_RATE, reason="loop stalled")
+            if behind > GAP_SAMPLES:
+                self._emit("input.gap", duration=behind / SAMPLE_RATE, reason="input lagged")
                 offset += behind - behind % BLOCK
             self._poll_sink()
 

@@ -192,7 +192,9 @@ def default_brain(history: Sequence[dict[str, Any]], tools: Sequence[dict[str, A
     if role == "instructions":
         text = str(last.get("content", "")).strip()
         m = re.match(r"(?i)^(?:say|tell the user|tell them)[:,]?\s+(.*)$", text)
-        return (m.group(1) if m else text) or "Yes?"
+        if m:
+            return m.group(1) or "Yes?"
+        return _match_tool(text, tools) or text or "Yes?"
     text = str(last.get("content", "")).strip()
     words = _words(text)
     if not words:

@@ -364,6 +364,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> LocalAgent:
     LocalAgent
         Also a context manager: ``with vk.local.serve() as agent: ...``.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"port ({port!r}) must be 0-65535; 0 picks a free port", field="port")
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(AgentOptions)})
     if unknown:
         names = ", ".join(f.name for f in dataclasses.fields(AgentOptions))

@@ -177,6 +177,22 @@ class SessionLog:
             if e["type"] in wanted and (direction is None or e.get("dir") == direction)
         ]
 
+    @property
+    def user_audio(self) -> NDArray[np.int16]:
+        """``user.wav`` samples (24 kHz int16), loaded on first use."""
+        if "user_audio" not in self._frames:
+            self._frames["user_audio"] = self.audio("user")[0]
+        audio: NDArray[np.int16] = self._frames["user_audio"]
+        return audio
+
+    @property
+    def agent_audio(self) -> NDArray[np.int16]:
+        """``agent.wav`` samples (24 kHz int16, as played), loaded on first use."""
+        if "agent_audio" not in self._frames:
+            self._frames["agent_audio"] = self.audio("agent")[0]
+        audio: NDArray[np.int16] = self._frames["agent_audio"]
+        return audio
+
     def audio(self, track: str = "user") -> tuple[NDArray[np.int16], int]:
         """One audio track, ``"user"`` or ``"agent"``, as (int16 samples, rate).
 

@@ -705,6 +705,7 @@ class Session:
         """Audio from a push source (mic, browser), on the loop thread."""
         if self.status == "ready":
             self._send_user_audio(samples, offset)
+            self._flush()
 
     def _send_user_audio(self, samples: NDArray[np.int16], offset: int) -> None:
         from voicekit.audio import encode_for_wire

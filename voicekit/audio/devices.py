@@ -94,7 +94,8 @@ def resolve_device(device: int | str | None, kind: str) -> int | None:
         else 'pass audio_out="null" or a WAV path, or use vk.BrowserAudio()'
     )
     if not usable:
-        raise AudioError(f"no audio {kind} device found; {alternative}")
+        asked = "" if device is None else f"no {kind} device matches {device!r}: "
+        raise AudioError(f"{asked}no audio {kind} device found; {alternative}")
     if device is None:
         default = [d for d in usable if d[f"default_{kind}"]]
         return int((default or usable)[0]["index"])

@@ -188,6 +188,10 @@ class WavSink(Sink):
         return str(self.path)
 
 
+RESYNC_SAMPLES = 480  # 20 ms
+WARMUP_CALLS = 8  # device callbacks of silence before agent audio is played
+
+
 class SpeakerSink(Sink):
     """A speaker through PortAudio (24 kHz int16 mono output stream).
 
@@ -200,7 +204,12 @@ class SpeakerSink(Sink):
     -----
     The played-sample count of the stream is the agent-audio clock: the callback records
     which samples it handed to the device, and :meth:`poll` reports them with the session
-    time at which the device played them (stream start + samples / rate).
+    offset at which the device plays them (stream start + samples played). When the device
+    falls behind that count by more than 20 ms (PulseAudio stalls about a second after a
+    stream starts; a server underrun), the count is moved forward to when the block will be
+    heard (PortAudio's DAC time); it never moves back, so offsets stay contiguous on devices
+    that run ahead of real time (ALSA ``file`` devices). The first few callbacks play
+    silence, so that no reply audio is handed over before such a start-up stall.
     """
 
     def __init__(self, device: int | str | None = None) -> None:
@@ -210,6 +219,8 @@ class SpeakerSink(Sink):
         self._played: collections.deque[Played] = collections.deque()
         self._stream_origin = 0  # session sample index of stream sample 0
         self._stream_pos = 0
+        self._calls = 0
+        self._clock_offset = math.inf
 
     def start(self, link: AudioLink) -> None:
         """Open and start the output stream."""
@@ -223,8 +234,30 @@ class SpeakerSink(Sink):
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             out = outdata[:, 0]
             out[:] = 0
+            # when this block will be heard, on the session clock: PortAudio's stream times
+            # mapped onto it by the smallest offset seen (a callback that waited for the
+            # GIL sees a larger one)
+            try:
+                now = link.now()
+                offset = now - float(time_info.currentTime)
+                self._clock_offset = min(self._clock_offset, offset)
+                dac = float(time_info.outputBufferDacTime) + self._clock_offset
+                heard = math.floor(min(max(dac, now - 0.05), now + 1.0) * SAMPLE_RATE)
+            except (AttributeError, TypeError):  # pragma: no cover - backend without times
+                heard = 0
             with self._lock:
+                behind = heard - (self._stream_origin + self._stream_pos)
+                if behind > RESYNC_SAMPLES:
+                    # the device stalled (stream start-up, an underrun of the server): the
+                    # samples it asks for now are heard later than the count says
+                    self._stream_origin += behind
                 self._head = self._stream_origin + self._stream_pos
+                self._calls += 1
+                if self._calls <= WARMUP_CALLS:
+                    # silence while the stream starts: what a device is handed in its first
+                    # callbacks may be heard only after a start-up stall
+                    self._stream_pos += frames
+                    return
                 filled = 0
                 for p in self._take(frames):
                     out[filled : filled + len(p.samples)] = p.samples

@@ -1,0 +1,181 @@
+"""The sound-device path for real, without a sound card (shared/notes/platform-facts.md).
+
+- ALSA ``file`` devices through PortAudio give exact content but no clock: the microphone
+  reads a raw file, the speaker writes one, and both are compared sample for sample.
+- A PulseAudio daemon with two null sinks gives real-time pacing: a whole conversation with
+  ``audio_in="mic"`` and ``audio_out="speaker"`` against the stand-in agent, barge-in flush
+  included. The daemon is started and stopped here; ``make test`` installs it.
+
+Each set-up runs in a fresh interpreter (device_scripts.py) because PortAudio reads its
+configuration once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import voicekit as vk
+from voicekit.audio.wav import read_wav
+
+pytestmark = [pytest.mark.device, pytest.mark.slow]
+
+SCRIPTS = Path(__file__).with_name("device_scripts.py")
+SYSTEM_ALSA = Path("/usr/share/alsa/alsa.conf")
+INSTALL = "run 'make test' as root, or 'sudo apt-get install {}'"
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- ALSA file devices: exact content -------------------------------------------------------
+def test_microphone_and_speaker_exact_through_alsa_file_devices(tmp_path: Path) -> None:
+    if not SYSTEM_ALSA.exists():
+        pytest.fail("ALSA is missing: " + INSTALL.format("libportaudio2 alsa-utils"))
+    infile, outfile = tmp_path / "in.raw", tmp_path / "out.raw"
+    capture = np.random.default_rng(3).integers(-30000, 30000, 24000 * 2, dtype=np.int16)
+    infile.write_bytes(capture.astype("<i2").tobytes())
+    conf = tmp_path / "asoundrc"
+    conf.write_text(
+        textwrap.dedent(f"""
+        pcm.fileout {{ type file; slave.pcm "null"; file "{outfile}"; format "raw" }}
+        pcm.filein {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}";
+                      format "raw" }}
+        """)
+    )
+    env = {**os.environ, "ALSA_CONFIG_PATH": f"{SYSTEM_ALSA}:{conf}"}
+    result = _run(["alsa", str(tmp_path), str(infile)], env)
+
+    assert {"filein", "fileout"} <= set(result["devices"])
+    # the microphone delivers the capture file exactly, sample for sample
+    np.testing.assert_array_equal(np.load(tmp_path / "captured.npy"), capture)
+    # the speaker wrote exactly what was queued, after PortAudio's leading silence
+    signal = np.load(tmp_path / "signal.npy")
+    written = np.frombuffer(outfile.read_bytes(), "<i2")
+    start = int(np.flatnonzero(written)[0])
+    np.testing.assert_array_equal(written[start : start + len(signal)], signal)
+    # and reported every sample as played, contiguously on the session clock
+    assert result["played"] == len(signal)
+    assert result["contiguous"]
+
+
+def test_unknown_device_names_what_exists() -> None:
+    with pytest.raises(vk.AudioError, match="no input device matches 'no such mic'"):
+        vk.Session(audio_in="mic", input_device="no such mic", audio_out="null").start()
+
+
+# -- PulseAudio null sinks: real time -----------------------------------------------------
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private PulseAudio daemon with null sinks ``vk_mic`` and ``vk_speaker``."""
+    for tool in ("pulseaudio", "paplay", "parecord"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: " + INSTALL.format("pulseaudio pulseaudio-utils"))
+    home = tmp_path_factory.mktemp("pulse")
+    socket = home / "native"
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
+    env.pop("PULSE_SERVER", None)
+    daemon_args = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1"]
+    modules = [
+        "module-null-sink sink_name=vk_mic rate=24000 channels=1",
+        "module-null-sink sink_name=vk_speaker rate=24000 channels=1",
+        f"module-native-protocol-unix socket={socket} auth-anonymous=1",
+    ]
+    with (home / "daemon.log").open("w") as daemon_log:
+        daemon = subprocess.Popen(
+            [*daemon_args, "--log-target=stderr", *(f"--load={m}" for m in modules)],
+            env=env,
+            stderr=daemon_log,
+        )
+    client_env = {
+        **env,
+        "PULSE_SERVER": f"unix:{socket}",
+        "PULSE_SOURCE": "vk_mic.monitor",
+        "PULSE_SINK": "vk_speaker",
+    }
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pactl", "info"], env=client_env, capture_output=True).returncode:
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            pytest.fail("PulseAudio did not start: " + (home / "daemon.log").read_text()[-2000:])
+        time.sleep(0.1)
+    yield client_env
+    daemon.terminate()
+    daemon.wait(10)
+
+
+def _best_match(needle: np.ndarray, haystack: np.ndarray) -> tuple[float, int]:
+    """Highest normalised cross-correlation of ``needle`` in ``haystack``, and where."""
+    a = needle.astype(np.float64) - needle.mean()
+    b = haystack.astype(np.float64)
+    n = len(a)
+    size = 1 << int(np.ceil(np.log2(len(b) + n)))
+    xc = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)[: len(b) - n]
+    csum, csum2 = np.cumsum(np.r_[0, b]), np.cumsum(np.r_[0, b * b])
+    window = csum[n:] - csum[:-n]
+    energy = (csum2[n:] - csum2[:-n]) - window**2 / n
+    norm = np.sqrt(np.maximum(energy[: len(xc)], 1e-9) * (a @ a))
+    score = xc / norm
+    return float(score.max()), int(score.argmax())
+
+
+def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp_path) -> None:
+    result = _run(["pulse", str(tmp_path)], pulse, timeout=180)
+    log = vk.load_log(result["log"])
+    ev = log.events
+    assert result["failure"] is None, ev[["t", "dir", "type"]].to_string()
+
+    # greeting, answer: both started playing through the real output stream
+    starts = log.of_type("playback.start")
+    stops = {e["reply_id"]: e for e in log.of_type("playback.stop")}
+    assert len(starts) >= 2, ev[["t", "dir", "type"]].to_string()
+    greeting, answer = starts[0]["reply_id"], starts[1]["reply_id"]
+
+    # the greeting played to its end; the user's question came through the microphone
+    assert stops[greeting]["reason"] == "completed"
+    heard = " ".join(e["text"] for e in log.of_type("transcript.user"))
+    assert {"trains", "london", "tomorrow"} & set(heard.split()), heard
+
+    # the barge-in cut the answer (about 1.6 s into a reply of over 4 s): whatever was
+    # queued was flushed, and no answer audio reached the speaker after that
+    assert stops[answer]["reason"] in ("speech_started", "interrupted")
+    assert stops[answer]["played"] < 3 * 24000
+    cut = starts[1]["offset"] + stops[answer]["played"] + stops[answer]["dropped"]
+    assert not np.any(log.agent_audio[cut:])
+    done = [e for e in log.of_type("reply.done") if e.get("reply_id") == answer]
+    assert done and done[0]["status"] == "interrupted"
+
+    # the speaker really sounded, in real time and on the log's clock: greeting and answer
+    # sit as far apart in the recording of the null sink as their offsets in the log
+    recorded, rate = read_wav(tmp_path / "speaker.wav")
+    assert rate == 24000
+    agent = log.agent_audio
+    at = {r: e["offset"] + 4800 for r, e in zip((greeting, answer), starts[:2], strict=True)}
+    g_score, g_pos = _best_match(agent[at[greeting] : at[greeting] + 24000], recorded)
+    a_score, a_pos = _best_match(agent[at[answer] : at[answer] + 12000], recorded)
+    assert g_score > 0.9 and a_score > 0.9
+    assert abs((a_pos - g_pos) - (at[answer] - at[greeting])) < 0.03 * 24000
+
+    # the log's user track holds the question as spoken into the null sink
+    question, _ = read_wav(tmp_path / "question.wav")
+    voiced = question[np.flatnonzero(np.abs(question) > 500)[0] :][:12000]
+    assert _best_match(voiced, log.user_audio)[0] > 0.9

@@ -219,6 +219,8 @@ class Session:
         self._result: Any = None
         self._link: AudioLink | None = None
         self._sent_audio: collections.deque[tuple[int, int]] = collections.deque()
+        self._outbox: collections.deque[tuple[Any, str]] = collections.deque()
+        self._sender: asyncio.Task[Any] | None = None
 
     # -- public API -----------------------------------------------------------------
     def __repr__(self) -> str:
@@ -529,8 +531,14 @@ class Session:
         self._flush()
         self._spawn(self._reader(self._ws), "voicekit-reader")
 
-    def _flush(self) -> None:
-        """Send what the protocol has queued, logging each message."""
+    def _flush(self, *, spawn: bool = True) -> None:
+        """Log what the protocol has queued and hand it to the sender.
+
+        With ``spawn=False`` the caller (the pacer) sends it itself with
+        :meth:`_send_queued`, saving a task and a loop iteration per 50 ms block.
+        """
+        import json
+
         ws = self._ws
         for msg in self._proto.data_to_send():
             kind = msg.get("type")
@@ -540,13 +548,22 @@ class Session:
             else:
                 self._emit_line("send", str(kind), **{k: v for k, v in msg.items() if k != "type"})
             if ws is not None:
-                import json
+                self._outbox.append((ws, json.dumps(msg)))
+        if spawn and self._outbox and self._sender is None:
+            self._sender = self._spawn(self._send_queued(), "voicekit-send")
 
-                self._spawn(self._send(ws, json.dumps(msg)), "voicekit-send")
-
-    async def _send(self, ws: Any, text: str) -> None:
-        with contextlib.suppress(Exception):  # a closed socket shows up in the reader
-            await ws.send(text)
+    async def _send_queued(self) -> None:
+        """Send queued messages in order (one sender at a time; frames go out in order)."""
+        if self._sender is None:
+            self._sender = asyncio.current_task()
+        try:
+            while self._outbox:
+                ws, text = self._outbox.popleft()
+                with contextlib.suppress(Exception):  # a closed socket shows up in the reader
+                    await ws.send(text)
+        finally:
+            if self._sender is asyncio.current_task():
+                self._sender = None
 
     async def _reader(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed as WSClosed
@@ -726,7 +743,9 @@ class Session:
             if self.status == "ready" and self.source.paced:
                 block = self.source.generate(offset, BLOCK)
                 self._send_user_audio(np.asarray(block, np.int16), offset)
-                self._flush()
+                self._flush(spawn=False)
+                if self._sender is None:
+                    await self._send_queued()
             offset = target
             # if the loop was starved, skip ahead rather than burst; log the gap
             behind = round(self.now() * SAMPLE_RATE) - offset

@@ -163,6 +163,7 @@ class WavAppender:
         self._f: BinaryIO | None = self.path.open("w+b")
         self._f.write(_riff_header(rate, 0))
         self.samples = 0  # samples in the file (its end)
+        self._pos = 0  # the file position, in samples (seeking flushes the write buffer)
 
     def write_at(self, offset: int, samples: ArrayLike) -> None:
         """Write ``samples`` starting at sample ``offset`` (zeros fill any gap).
@@ -177,11 +178,19 @@ class WavAppender:
             data = data[-2 * offset :]
             offset = 0
         if offset > self.samples:
-            f.seek(HEADER_BYTES + 2 * self.samples)
+            self._seek(self.samples)
             f.write(bytes(2 * (offset - self.samples)))
-        f.seek(HEADER_BYTES + 2 * offset)
+            self._pos = offset
+        self._seek(offset)
         f.write(data)
-        self.samples = max(self.samples, offset + len(data) // 2)
+        self._pos = offset + len(data) // 2
+        self.samples = max(self.samples, self._pos)
+
+    def _seek(self, sample: int) -> None:
+        if sample != self._pos:
+            assert self._f is not None
+            self._f.seek(HEADER_BYTES + 2 * sample)
+            self._pos = sample
 
     def append(self, samples: ArrayLike) -> None:
         """Write ``samples`` at the end."""

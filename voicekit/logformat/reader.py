@@ -86,7 +86,8 @@ class SessionLog:
     meta : dict
         ``meta.json``.
     raw_events : list of dict
-        The lines of ``events.jsonl`` (``t``, ``dir``, ``type``, fields), in time order.
+        The lines of ``events.jsonl`` (``t``, ``dir``, ``type``, fields), in time order;
+        read on first use, so opening a thousand bundles reads only their ``meta.json``.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -117,8 +118,16 @@ class SessionLog:
         events_path = self.path / "events.jsonl"
         if not events_path.exists():
             raise LogFormatError("missing; the bundle has no events", str(events_path))
-        self.raw_events = _read_events(events_path)
+        self._events_path = events_path
+        self._raw: list[dict[str, Any]] | None = None
         self._frames: dict[str, Any] = {}
+
+    @property
+    def raw_events(self) -> list[dict[str, Any]]:
+        """The lines of ``events.jsonl``, read (and cached) on first use."""
+        if self._raw is None:
+            self._raw = _read_events(self._events_path)
+        return self._raw
 
     def __repr__(self) -> str:
         return (

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from voicekit import local
 from voicekit._version import __version__
+from voicekit.analysis import (
+    echo_check,
+    load_logs,
+    plot_barge_ins,
+    plot_fto,
+    plot_latency,
+    plot_sweep,
+    plot_timeline,
+    report,
+    sweep,
+)
 from voicekit.audio.devices import list_devices
 from voicekit.audio.sinks import Sink
 from voicekit.audio.sources import Source
@@ -55,8 +66,17 @@ __all__ = [
     "VoiceKitError",
     "__version__",
     "as_tool",
+    "echo_check",
     "list_devices",
     "load_log",
+    "load_logs",
     "local",
+    "plot_barge_ins",
+    "plot_fto",
+    "plot_latency",
+    "plot_sweep",
+    "plot_timeline",
+    "report",
+    "sweep",
     "voices",
 ]

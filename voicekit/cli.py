@@ -83,7 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the realistic delays")
     p.set_defaults(run=_serve)
+
+    p = sub.add_parser(
+        "report",
+        help="write an HTML report of log bundles",
+        description="Write a self-contained HTML report (summary, plots, turns, transcript).",
+    )
+    p.add_argument("logs", nargs="+", metavar="LOG", help="bundle directories, parents or globs")
+    p.add_argument("-o", "--output", default="voicekit-report.html", help="the HTML file")
+    p.set_defaults(run=_report)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from voicekit.analysis import report
+
+    path = report(list(args.logs), args.output)
+    print(f"wrote {path}", flush=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -202,6 +202,33 @@ class SessionLog:
         audio: NDArray[np.int16] = self._frames["agent_audio"]
         return audio
 
+    @property
+    def turns(self) -> Any:
+        """The turn table: one row a user turn (see :func:`voicekit.analysis.turn_table`)."""
+        if "turns" not in self._frames:
+            from voicekit.analysis import turn_table
+
+            self._frames["turns"] = turn_table(self)
+        return self._frames["turns"]
+
+    @property
+    def barge_ins(self) -> Any:
+        """One row a barge-in (see :func:`voicekit.analysis.barge_in_table`)."""
+        if "barge_ins" not in self._frames:
+            from voicekit.analysis import barge_in_table
+
+            self._frames["barge_ins"] = barge_in_table(self)
+        return self._frames["barge_ins"]
+
+    def summary(self) -> dict[str, Any]:
+        """Medians, p90s and counts of the turn table, barge-ins and the greeting latency."""
+        from voicekit.analysis import greeting_latency, summarize
+
+        return {
+            **summarize(self.turns, self.barge_ins),
+            "greeting_latency": greeting_latency(self),
+        }
+
     def audio(self, track: str = "user") -> tuple[NDArray[np.int16], int]:
         """One audio track, ``"user"`` or ``"agent"``, as (int16 samples, rate).
 

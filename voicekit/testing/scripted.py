@@ -201,6 +201,17 @@ class ScriptedUser(Source):
         if self._changed is not None:
             self._changed.set()
 
+    def copy(self) -> ScriptedUser:
+        """A fresh user with the same script, gaps, timeouts, voice and seed (not yet run)."""
+        return ScriptedUser(
+            self.steps,
+            gap=self.gap,
+            response_timeout=self.response_timeout,
+            settle=self.settle,
+            voice=self.voice,
+            seed=self.seed,
+        )
+
     def describe(self) -> str:
         """``"scripted(<n> steps)"``."""
         return f"scripted({len(self.steps)} steps)"

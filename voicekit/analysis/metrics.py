@@ -209,7 +209,15 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
             },
         )
 
-    for e in log.raw_events:
+    kinds = (
+        "reply.started",
+        "reply.audio",
+        "playback.start",
+        "playback.stop",
+        "reply.done",
+        "transcript.agent",
+    )
+    for e in log.of_type(*kinds):
         kind, rid = e["type"], e.get("reply_id")
         if rid is None:
             continue

@@ -179,12 +179,18 @@ class SessionLog:
 
     def of_type(self, *types: str, direction: str | None = None) -> list[dict[str, Any]]:
         """The raw events of the given types (and direction), in time order."""
-        wanted = set(types)
-        return [
-            e
-            for e in self.raw_events
-            if e["type"] in wanted and (direction is None or e.get("dir") == direction)
-        ]
+        index = self._frames.get("by_type")
+        if index is None:  # one pass over the events, then each lookup costs its own size
+            index = {}
+            for e in self.raw_events:
+                index.setdefault(e["type"], []).append(e)
+            self._frames["by_type"] = index
+        found = [e for kind in types for e in index.get(kind, ())]
+        if len(types) > 1:
+            found.sort(key=lambda e: e["t"])
+        if direction is not None:
+            found = [e for e in found if e.get("dir") == direction]
+        return found
 
     @property
     def user_audio(self) -> NDArray[np.int16]:

@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import rss_mb
 
 import voicekit as vk
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "local"))
 from rawclient import RawClient, silence, speech
-
-
-def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def latency(url: str, runs: int = 3) -> list[float]:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import rss_mb
 
 R = 24000
 
@@ -108,14 +109,6 @@ def synth_bundle(path: Path, minutes: float, seed: int = 0) -> int:
                 f.write(blip)
             f.truncate(HEADER_BYTES + 2 * n)
     return len(lines)
-
-
-def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> dict[str, float]:

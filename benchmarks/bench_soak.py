@@ -20,16 +20,9 @@ import tempfile
 import time
 
 import numpy as np
+from _common import rss_mb
 
 import voicekit as vk
-
-
-def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> dict[str, float]:

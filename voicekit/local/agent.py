@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voicekit.local.brain import ToolRequest, default_brain
+from voicekit.local.speech.turns import BACKCHANNELS
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -51,28 +52,7 @@ VAD_FRAME = 512  # samples at 16 kHz = 32 ms
 PREROLL_S = 0.4  # audio before the detected onset handed to the recogniser
 BACKCHANNEL_MAX_S = 0.6  # voiced speech shorter than this never interrupts (uh-huh, yeah)
 BACKCHANNEL_LONG_S = 1.0  # speech this long interrupts even before its words are known
-BACKCHANNEL_WORDS = {
-    "uh-huh",
-    "uhhuh",
-    "uh",
-    "huh",
-    "mm",
-    "mhm",
-    "mm-hmm",
-    "hmm",
-    "yeah",
-    "yes",
-    "yep",
-    "ok",
-    "okay",
-    "right",
-    "sure",
-    "aha",
-    "ah",
-    "oh",
-    "i",
-    "see",
-}
+BACKCHANNEL_WORDS = BACKCHANNELS  # words that never make speech an interruption
 DEFAULT_TOOL_TIMEOUT_S = 120.0
 
 

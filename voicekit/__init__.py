@@ -39,8 +39,10 @@ from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
 from voicekit.session import Session
 from voicekit.testing.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
 from voicekit.tools import Tool, as_tool
+from voicekit.widgets import AgentPanel
 
 __all__ = [
+    "AgentPanel",
     "AudioError",
     "AudioFormat",
     "AuthError",

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from voicekit.audio.level import LevelMeter
 from voicekit.audio.sinks import Played, Sink, make_sink
 from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source, make_source
 from voicekit.errors import (
@@ -221,6 +222,7 @@ class Session:
         self._sent_audio: collections.deque[tuple[int, int]] = collections.deque()
         self._outbox: collections.deque[tuple[Any, str]] = collections.deque()
         self._sender: asyncio.Task[Any] | None = None
+        self._meter = LevelMeter()
 
     # -- public API -----------------------------------------------------------------
     def __repr__(self) -> str:
@@ -246,6 +248,11 @@ class Session:
         from voicekit.local import embedded_agent
 
         return str(embedded_agent().url)
+
+    @property
+    def input_level(self) -> float:
+        """The level of the user's audio as sent, in dBFS (a VU-style meter; -120: silence)."""
+        return self._meter.value
 
     def now(self) -> float:
         """Seconds on the session clock (0 when the session started)."""
@@ -670,9 +677,13 @@ class Session:
         self.sink.write(reply_id, samples)
 
     def _barge_in(self, reason: str, only: str | None = None) -> None:
-        """Flush playback (on input.speech.started, and again on reply.done interrupted)."""
-        self._poll_sink()
+        """Flush playback (on input.speech.started, and again on reply.done interrupted).
+
+        Flush first, then poll: a device callback may take a block between the two, and
+        that block is heard, so it must count as played before ``playback.stop``.
+        """
         dropped = self.sink.flush()
+        self._poll_sink()
         for rid, n in dropped.items():
             if only is not None and rid != only:
                 continue
@@ -729,6 +740,7 @@ class Session:
 
         if self._writer is not None:
             self._writer.write_user_audio(offset, samples)
+        self._meter.update(samples)
         wire = encode_for_wire(samples, self.config.input_format.encoding)
         self._sent_audio.append((offset, len(samples)))
         self._proto.send_audio(bytes(wire))

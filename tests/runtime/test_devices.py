@@ -161,7 +161,22 @@ def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp
     assert stops[answer]["played"] < 3 * 24000
     cut = starts[1]["offset"] + stops[answer]["played"] + stops[answer]["dropped"]
     after = starts[2]["offset"] if len(starts) > 2 else None  # a reply to the barge-in
-    assert not np.any(log.agent_audio[cut:after])
+    late = np.flatnonzero(log.agent_audio[cut:after])
+    assert not len(late), (
+        f"agent audio after the cut at {cut}: samples {cut + late[0]}..{cut + late[-1]}; "
+        + ev[
+            ev["type"].isin(
+                [
+                    "playback.start",
+                    "playback.stop",
+                    "reply.started",
+                    "reply.done",
+                    "input.speech.started",
+                    "input.speech.stopped",
+                ]
+            )
+        ].to_string()
+    )
     done = [e for e in log.of_type("reply.done") if e.get("reply_id") == answer]
     assert done and done[0]["status"] == "interrupted"
 

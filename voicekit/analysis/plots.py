@@ -183,7 +183,9 @@ def _patch_text(patch: dict[str, Any]) -> str:
     return ", ".join(flat)
 
 
-def _texts(ax: Axes, items: list[tuple[float, str]], y: float, span: float) -> None:
+def _texts(
+    ax: Axes, items: list[tuple[float, str]], y: float, span: float, color: str = "black"
+) -> None:
     """Transcript labels, each shortened to the room before the next one (no overlaps)."""
     items = sorted(items)
     chars_per_s = 150 / span if span > 0 else 10.0
@@ -199,6 +201,7 @@ def _texts(ax: Axes, items: list[tuple[float, str]], y: float, span: float) -> N
             fontsize=7,
             va="bottom",
             ha="left",
+            color=color,
             clip_on=True,
         )
 

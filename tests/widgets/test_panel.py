@@ -1,0 +1,197 @@
+"""vk.AgentPanel without a browser: real widgets, a real session, the stand-in agent.
+
+Outside a kernel nothing ticks by itself, so the tests call ``panel.refresh()``; a widget
+change is applied at once (the 300 ms debounce needs the kernel's loop, tested last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+import voicekit as vk
+
+pytestmark = pytest.mark.slow
+
+
+def _script() -> vk.ScriptedUser:
+    return vk.ScriptedUser(
+        [vk.Say("What trains go to London tomorrow?"), vk.Pause(1.5), vk.Say("Thank you.")]
+    )
+
+
+def _until(panel: vk.AgentPanel, predicate: Any, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        panel.refresh()
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; status {panel.status.value}; {panel.message.value}")
+
+
+def _sent_updates(log: vk.SessionLog) -> list[dict[str, Any]]:
+    return [e["session"] for e in log.of_type("session.update", direction="send")][1:]
+
+
+def _all_state(widget: Any) -> str:
+    """Every trait of every widget in the panel, as the front-end and notebook would see it."""
+    seen: list[dict[str, Any]] = []
+
+    def walk(w: Any) -> None:
+        seen.append(w.get_state())
+        for child in getattr(w, "children", ()):
+            walk(child)
+
+    walk(widget)
+    return json.dumps(seen, default=str)
+
+
+def test_panel_runs_a_conversation_and_applies_changes_live(agent, tmp_path) -> None:
+    panel = vk.AgentPanel(
+        url=agent.url, audio_in=_script(), audio_out="null", log_dir=tmp_path, voice="alba"
+    )
+    assert panel.audio_input.value == "given" and panel.backend.value == "url"
+    assert panel.turn_detection() == vk.TurnDetection()  # untouched sliders stay unset
+    panel.start_button.click()  # wait=False: returns at once, the tick shows the progress
+    _until(panel, lambda: panel.session.status == "ready")
+    assert panel.start_button.description == "Stop"
+    assert panel.backend.disabled and panel.audio_input.disabled
+
+    panel.min_silence.value = 450
+    panel.max_silence.value = 400  # below min: min follows it down
+    assert panel.min_silence.value == 400
+    panel.vad_threshold.value = 0.7
+    panel.interrupt_response.value = False
+    panel.keyterms.value = ["Paddington"]
+    # the agent applied them (its own session state, not just what we sent)
+    held = agent.state.sessions[panel.session.session_id]
+
+    def applied() -> bool:
+        td = held.config.turn_detection
+        return (td.min_silence, td.max_silence, td.vad_threshold, td.interrupt_response) == (
+            400,
+            400,
+            0.7,
+            False,
+        ) and tuple(held.config.keyterms or ()) == ("Paddington",)
+
+    _until(panel, applied, 5)
+
+    # a voice change mid-session is offered as a restart, never sent
+    panel.voice.value = "ivy"
+    assert panel.restart_button.layout.display != "none"
+    assert "Restart" in panel.message.value
+
+    assert panel.session.wait(60)
+    _until(panel, lambda: not panel.state.agent_speaking and panel.state.fto, 20)
+    log = panel.stop()
+    assert panel.start_button.description == "Start"
+    assert "ended" in panel.status.value
+
+    sent = _sent_updates(log)
+    assert sent[0] == {"input": {"turn_detection": {"min_silence": 450}}}
+    assert all("voice" not in json.dumps(s) for s in sent)
+    epochs = log.of_type("config.epoch")
+    assert [e["epoch"] for e in epochs] == list(range(len(sent) + 1))
+    assert epochs[-1]["patch"] == {"input": {"keyterms": ["Paddington"]}}
+
+    # the views followed the conversation
+    heard = " ".join(e["text"] for e in log.of_type("transcript.user"))
+    assert heard and heard.split()[0] in panel.transcript.value
+    assert "agent" in panel.transcript.value and "epoch 1: min_silence=450" in (
+        panel.transcript.value
+    )
+    m = panel.state.metrics()
+    assert m["turns"] >= 1 and 0 < m["fto_median"] < 5
+    assert panel.timeline.value[:4] == b"\x89PNG"
+
+    # save and report work on the saved bundle
+    archive = panel.save_log()
+    report = panel.report()
+    assert archive.exists() and archive.suffix == ".zip"
+    assert report.read_text().count("<img") >= 1
+    assert report.name in panel.files.value
+
+
+def test_restart_with_a_new_voice_starts_a_new_session(agent, tmp_path) -> None:
+    panel = vk.AgentPanel(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    first = panel.start()
+    panel.voice.value = "ivy"
+    second = panel.restart()
+    _until(panel, lambda: second.status == "ready")
+    assert first.status == "ended" and second is not first
+    assert second.config.voice == "ivy"
+    ready = panel.stop().of_type("session.ready")[0]
+    assert ready["config"]["output"]["voice"] == "ivy"
+    assert panel.restart_button.layout.display == "none"
+
+
+def test_api_key_is_used_but_never_kept_in_widget_state(tmp_path) -> None:
+    key = "vk-test-secret-7f3a91"
+    with vk.local.serve(profile="fast", api_key=key) as guarded:
+        panel = vk.AgentPanel(url=guarded.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+        assert panel.api_key.layout.display != "none"  # a URL may need a key too
+        panel.api_key.value = key  # what the front-end sends on Enter
+        assert panel.api_key.value == ""
+        assert "hidden" in panel.api_key.placeholder
+        session = panel.start()
+        assert session.status == "ready"  # the guarded agent accepted the key
+        log = panel.stop()
+    assert key not in _all_state(panel.widget)
+    assert key not in repr(panel) and key not in repr(panel.session)
+    for path in log.path.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+
+
+def test_bad_input_is_reported_in_the_panel(agent, tmp_path) -> None:
+    panel = vk.AgentPanel(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    panel.audio_input.value = "wav"
+    panel.wav_path.value = str(tmp_path / "missing.wav")
+    panel.start_button.click()
+    assert "WAV file" in panel.message.value and "missing.wav" in panel.message.value
+    assert isinstance(panel.last_error, vk.ConfigError)
+    assert panel.session is None and panel.start_button.description == "Start"
+
+    panel.audio_input.value = "null"
+    panel.backend.value = "url"
+    panel.url.value = "ws://127.0.0.1:9/v1/ws"  # nothing listens on the discard port
+    panel.start_button.click()
+    _until(panel, lambda: panel.session.status == "error", 15)
+    assert "cannot connect" in panel.status.value and "check the URL" in panel.status.value
+    assert panel.start_button.description == "Start"
+
+    with pytest.raises(vk.ConfigError, match="voic"):
+        vk.AgentPanel(voic="alba")
+    with pytest.raises(vk.ConfigError, match="timeline_fps"):
+        vk.AgentPanel(timeline_fps=60)
+
+
+def test_in_a_kernel_loop_changes_are_debounced_and_views_tick(agent, tmp_path) -> None:
+    """With a running loop (as in ipykernel) slider moves collapse into one update."""
+
+    async def main() -> vk.SessionLog:
+        panel = vk.AgentPanel(url=agent.url, audio_in=_script(), audio_out="null", log_dir=tmp_path)
+        panel.start()
+        for value in (0.3, 0.35, 0.4, 0.45, 0.55):  # a drag across the slider
+            panel.vad_threshold.value = value
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)
+        # the tick (not the test) folded the events into the views
+        for _ in range(200):
+            if panel.state.fto:
+                break
+            await asyncio.sleep(0.1)
+        assert panel.state.fto, panel.transcript.value
+        assert "you" in panel.transcript.value
+        log = panel.stop()
+        return log
+
+    log = asyncio.run(main())
+    sent = _sent_updates(log)
+    assert sent == [{"input": {"turn_detection": {"vad_threshold": 0.55}}}]

@@ -1,0 +1,801 @@
+"""``vk.AgentPanel``: start, stop and tune a voice agent from a notebook.
+
+Faces layer: builds ipywidgets views over :class:`voicekit.Session`. Threading follows
+design.md: session observers only append events to a deque; a tick on the kernel's event
+loop (10 Hz, captured when the panel is created) folds them into :class:`LiveState` and
+sets traits, and redraws the timeline at most ``timeline_fps`` times a second. Without a
+kernel loop (plain Python, tests) nothing ticks: call :meth:`AgentPanel.refresh`.
+
+Secrets: an API key typed into the panel is moved out of the widget at once (the field is
+cleared, so widget state and saved notebooks never hold it); a key from
+``ASSEMBLYAI_API_KEY`` is never put into a widget at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import html
+import inspect
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.widgets._kernel import KernelLoop
+from voicekit.widgets.live import LiveState, draw_timeline
+
+__all__ = ["AgentPanel"]
+
+TICK_S = 0.1  # UI refresh (status, transcript, meter): 10 Hz
+DEBOUNCE_S = 0.3  # slider changes are sent this long after the last move
+SILENCE_RANGE_MS = (100, 6000)
+DEFAULTS = {"vad_threshold": 0.5, "min_silence": 1000, "max_silence": 3000}
+METER_FLOOR_DB = -60.0
+
+# panel-managed Session arguments; the rest pass through to vk.Session unchanged
+_MANAGED = (
+    "backend",
+    "url",
+    "api_key",
+    "voice",
+    "system_prompt",
+    "greeting",
+    "keyterms",
+    "turn_detection",
+    "audio_in",
+    "audio_out",
+    "input_device",
+    "output_device",
+)
+
+_STATUS = {
+    "idle": ("#9e9e9e", "idle"),
+    "connecting": ("#f0ad4e", "connecting…"),
+    "listening": ("#2ca02c", "listening"),
+    "user": ("#1f77b4", "user speaking"),
+    "agent": ("#ff7f0e", "agent speaking"),
+    "ended": ("#9e9e9e", "ended"),
+    "error": ("#d62728", "error"),
+}
+
+
+def _widgets() -> Any:
+    try:
+        import ipywidgets
+    except ImportError:  # pragma: no cover - a runtime dependency
+        raise VoiceKitError("vk.AgentPanel needs ipywidgets: pip install 'ipywidgets>=8'") from None
+    return ipywidgets
+
+
+class AgentPanel:
+    """A notebook panel for a live conversation with a voice agent.
+
+    Parameters
+    ----------
+    **session_kwargs
+        Anything :class:`voicekit.Session` takes; they set the panel's initial choices
+        (backend, voice, prompt, turn detection, audio) and the rest (``tools``,
+        ``log_dir``, ...) pass through to every session the panel starts.
+    timeline_window : float
+        Seconds of conversation the live timeline shows (default 30).
+    timeline_fps : float
+        Most timeline redraws per second (default 2, at most 10); 0 turns the timeline off.
+
+    Attributes
+    ----------
+    session : vk.Session or None
+        The running (or last) session.
+    widget : ipywidgets.VBox
+        The panel itself (displayed when the panel is the last value of a cell).
+    state : LiveState
+        Transcript, timeline data and live metrics of the current session.
+
+    Examples
+    --------
+    >>> panel = vk.AgentPanel(voice="alba")
+    >>> panel                       # Start, talk, move the sliders, Stop
+    >>> panel.vad_threshold.value = 0.7   # from code: applied live
+    >>> log = panel.stop()
+    """
+
+    def __init__(
+        self, *, timeline_window: float = 30.0, timeline_fps: float = 2.0, **session_kwargs: Any
+    ) -> None:
+        from voicekit.session import Session
+
+        accepted = set(inspect.signature(Session.__init__).parameters) - {"self"}
+        unknown = sorted(set(session_kwargs) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"AgentPanel got unknown argument(s) {unknown}; it takes vk.Session's "
+                f"arguments: {sorted(accepted)}",
+                field=unknown[0],
+            )
+        if not 0 <= timeline_fps <= 10:
+            raise ConfigError(
+                f"timeline_fps ({timeline_fps!r}) must be between 0 (off) and 10",
+                field="timeline_fps",
+            )
+        self._kwargs = {k: v for k, v in session_kwargs.items() if k not in _MANAGED}
+        self._audio_in = session_kwargs.get("audio_in", "mic")
+        self._audio_out = session_kwargs.get("audio_out", "speaker")
+        self._api_key: str | None = session_kwargs.get("api_key")
+        self.timeline_window = float(timeline_window)
+        self.timeline_fps = float(timeline_fps)
+        self.session: Any = None
+        self.last_error: BaseException | None = None
+        self.state = LiveState()
+        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._kernel = KernelLoop()
+        self._drawn_at = 0.0
+        self._drawn_version = -1
+        self._figure: Any = None
+        self._touched: set[str] = set()
+        self._applied: dict[str, Any] = {}
+        self._build(session_kwargs)
+
+    # -- display ------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        status = self._status_key()
+        sid = getattr(self.session, "session_id", None)
+        return f"<voicekit.AgentPanel status={status!r} session_id={sid!r}>"
+
+    # -- building ----------------------------------------------------------------------------
+    def _build(self, kw: dict[str, Any]) -> None:
+        from voicekit.protocol import TurnDetection
+        from voicekit.protocol.voices import CATALOGUE, DEFAULT_VOICE, get_voice
+
+        w = _widgets()
+        wide = w.Layout(width="100%")
+        style = {"description_width": "110px"}
+
+        self.start_button = w.Button(description="Start", icon="play", button_style="success")
+        self.start_button.on_click(lambda _b: self._toggle())
+        self.status = w.HTML()
+        self.message = w.HTML()
+
+        # backend
+        backend = kw.get("backend", "auto")
+        from voicekit.session import _env_key
+
+        env_key = _env_key()
+        if kw.get("url"):
+            backend = "url"
+        elif backend == "auto":
+            backend = "assemblyai" if (self._api_key or env_key) else "local"
+        self.backend = w.ToggleButtons(
+            options=[
+                ("stand-in agent (offline)", "local"),
+                ("hosted service", "assemblyai"),
+                ("URL", "url"),
+            ],
+            value=backend,
+            style={"button_width": "170px"},
+        )
+        self.api_key = w.Password(
+            description="API key",
+            placeholder=self._key_placeholder(env_key),
+            continuous_update=False,
+            style=style,
+        )
+        self.api_key.observe(self._on_key, names="value")
+        self.url = w.Text(
+            description="URL",
+            value=kw.get("url") or "",
+            placeholder="ws://host:8765/v1/ws",
+            style=style,
+            layout=wide,
+        )
+        self.backend.observe(lambda _c: self._sync_visibility(), names="value")
+
+        # voice
+        options = []
+        for group, title in (("english", "English"), ("multilingual", "Multilingual")):
+            seen: set[str] = set()
+            for v in reversed(CATALOGUE):  # newest era first, one entry per id
+                if v.group == group and not v.removed and v.id not in seen:
+                    seen.add(v.id)
+                    options.append((f"{title} · {v.name} ({v.accent})", v.id))
+        voice = kw.get("voice") or DEFAULT_VOICE
+        if voice not in {v for _, v in options}:
+            known = get_voice(voice)
+            options.insert(0, (f"{known.name if known else voice} ({voice})", voice))
+        self.voice = w.Dropdown(options=options, value=voice, description="voice", style=style)
+        self.voice_info = w.HTML()
+        self.restart_button = w.Button(
+            description="Restart with this voice", icon="refresh", button_style="warning"
+        )
+        self.restart_button.layout.display = "none"
+        self.restart_button.on_click(lambda _b: self.restart())
+        self.voice.observe(self._on_voice, names="value")
+
+        # turn detection
+        td = kw.get("turn_detection")
+        if isinstance(td, dict):
+            td = TurnDetection(**td)
+        td = td or TurnDetection()
+        for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response"):
+            if getattr(td, name) is not None:
+                self._touched.add(name)
+        self._turn_extra = {
+            "interruption_delay": td.interruption_delay,
+        }
+        lo, hi = SILENCE_RANGE_MS
+        self.vad_threshold = w.FloatSlider(
+            value=td.vad_threshold if td.vad_threshold is not None else DEFAULTS["vad_threshold"],
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="vad_threshold",
+            readout_format=".2f",
+            continuous_update=True,
+            style=style,
+            layout=wide,
+        )
+        self.min_silence = w.IntSlider(
+            value=td.min_silence if td.min_silence is not None else DEFAULTS["min_silence"],
+            min=lo,
+            max=hi,
+            step=50,
+            description="min_silence ms",
+            style=style,
+            layout=wide,
+        )
+        self.max_silence = w.IntSlider(
+            value=td.max_silence if td.max_silence is not None else DEFAULTS["max_silence"],
+            min=lo,
+            max=hi,
+            step=50,
+            description="max_silence ms",
+            style=style,
+            layout=wide,
+        )
+        self.interrupt_response = w.Checkbox(
+            value=True if td.interrupt_response is None else td.interrupt_response,
+            description="interrupt_response (user may barge in)",
+            indent=False,
+        )
+        self.turn_note = w.HTML()
+        for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response"):
+            getattr(self, name).observe(self._on_turn_widget(name), names="value")
+
+        # prompt
+        self.keyterms = w.TagsInput(value=list(kw.get("keyterms") or []), allow_duplicates=False)
+        self.system_prompt = w.Textarea(
+            value=kw.get("system_prompt") or "",
+            placeholder="system prompt (empty: the agent's default)",
+            continuous_update=False,
+            layout=w.Layout(width="100%", height="70px"),
+        )
+        self.greeting = w.Textarea(
+            value=kw.get("greeting") or "",
+            placeholder="greeting (empty: the agent's default; fixed once started)",
+            continuous_update=False,
+            layout=w.Layout(width="100%", height="44px"),
+        )
+        self.keyterms.observe(lambda _c: self._schedule_apply(), names="value")
+        self.system_prompt.observe(lambda _c: self._schedule_apply(), names="value")
+        self.greeting.observe(self._on_greeting, names="value")
+
+        # audio
+        self.audio_input = w.Dropdown(description="input", style=style, layout=wide)
+        self.audio_output = w.Dropdown(description="output", style=style, layout=wide)
+        self.wav_path = w.Text(
+            description="WAV file", placeholder="path/to/speech.wav", style=style, layout=wide
+        )
+        self._fill_audio_choices(kw)
+        self.audio_input.observe(lambda _c: self._sync_visibility(), names="value")
+        self.level = w.FloatProgress(
+            value=METER_FLOOR_DB,
+            min=METER_FLOOR_DB,
+            max=0.0,
+            description="input level",
+            style={"description_width": "110px", "bar_color": "#1f77b4"},
+            layout=wide,
+        )
+
+        # live views
+        self.transcript = w.HTML(value=self.state.transcript_html())
+        self.metrics = w.HTML(value=self.state.metrics_html())
+        self.timeline = w.Image(format="png", layout=w.Layout(width="100%"))
+        self.save_button = w.Button(description="Save log", icon="save")
+        self.report_button = w.Button(description="Report", icon="file")
+        self.save_button.on_click(lambda _b: self._guard(self.save_log))
+        self.report_button.on_click(lambda _b: self._guard(self.report))
+        self.files = w.HTML()
+
+        def section(title: str, *children: Any) -> Any:
+            return w.VBox([w.HTML(f"<b>{title}</b>"), *children])
+
+        settings = w.Tab(
+            children=[
+                w.VBox(
+                    [
+                        self.backend,
+                        self.api_key,
+                        self.url,
+                        w.HBox([self.voice, self.restart_button]),
+                        self.voice_info,
+                    ]
+                ),
+                w.VBox(
+                    [
+                        self.vad_threshold,
+                        self.min_silence,
+                        self.max_silence,
+                        self.interrupt_response,
+                        self.turn_note,
+                    ]
+                ),
+                w.VBox(
+                    [
+                        section("keyterms", self.keyterms),
+                        section("system prompt", self.system_prompt),
+                        section("greeting", self.greeting),
+                    ]
+                ),
+                w.VBox([self.audio_input, self.wav_path, self.audio_output, self.level]),
+            ],
+            titles=["agent", "turn detection", "prompt", "audio"],
+        )
+        settings.selected_index = 1
+        self.widget = w.VBox(
+            [
+                w.HBox([self.start_button, self.status]),
+                self.message,
+                settings,
+                self.metrics,
+                self.timeline,
+                section("transcript", self.transcript),
+                w.HBox([self.save_button, self.report_button, self.files]),
+            ],
+            layout=w.Layout(border="1px solid #ddd", padding="8px"),
+        )
+        self._describe_voice()
+        self._describe_turn()
+        self._sync_visibility()
+        self._render_status()
+        if self.timeline_fps > 0:
+            self._draw_timeline(force=True)
+        else:
+            self.timeline.layout.display = "none"
+
+    def _key_placeholder(self, env_key: str | None) -> str:
+        if self._api_key:
+            return "key set (hidden); type to replace"
+        if env_key:
+            return "using $ASSEMBLYAI_API_KEY; type to override"
+        return "paste the key, then Enter (kept out of the notebook)"
+
+    def _fill_audio_choices(self, kw: dict[str, Any]) -> None:
+        from voicekit.audio.sinks import Sink
+        from voicekit.audio.sources import Source
+        from voicekit.testing.scripted import ScriptedUser
+
+        ins: list[tuple[str, str]] = []
+        outs: list[tuple[str, str]] = []
+        spec_in, spec_out = self._audio_in, self._audio_out
+        if isinstance(spec_in, ScriptedUser):
+            ins.append(("scripted user (as given)", "given"))
+        elif isinstance(spec_in, Source) or not isinstance(spec_in, str):
+            ins.append((f"as given ({type(spec_in).__name__})", "given"))
+        if isinstance(spec_out, Sink):
+            outs.append((f"as given ({type(spec_out).__name__})", "given"))
+        devices: list[dict[str, Any]] = []
+        with contextlib.suppress(Exception):  # no PortAudio: no device choices
+            from voicekit.audio.devices import list_devices
+
+            devices = list_devices()
+        for d in devices:
+            if d["max_input_channels"] > 0:
+                ins.append((f"microphone: {d['name']}", f"mic:{d['index']}"))
+            if d["max_output_channels"] > 0:
+                outs.append((f"speaker: {d['name']}", f"speaker:{d['index']}"))
+        ins += [("WAV file…", "wav"), ("silence (no input)", "null")]
+        outs += [("none (timed as if played)", "null")]
+        self.audio_input.options = ins
+        self.audio_output.options = outs
+
+        def pick(spec: Any, device: Any, kind: str, options: list[tuple[str, str]]) -> str:
+            values = [v for _, v in options]
+            if "given" in values:
+                return "given"
+            if spec == kind:
+                wanted = [v for v in values if v.startswith(f"{kind}:")]
+                if device is not None:
+                    wanted = [
+                        v
+                        for v, (label, _) in zip(values, options, strict=True)
+                        if v.startswith(f"{kind}:")
+                        and (v == f"{kind}:{device}" or str(device) in label)
+                    ] or wanted
+                default = [
+                    f"{kind}:{d['index']}"
+                    for d in devices
+                    if d["default_input" if kind == "mic" else "default_output"]
+                ]
+                chosen = [v for v in wanted if v in default] if device is None else []
+                if chosen or wanted:
+                    return (chosen or wanted)[0]
+                return "null"
+            is_wav = isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith(".wav")
+            if is_wav and kind == "mic":
+                self.wav_path.value = str(spec)
+                return "wav"
+            return "null"
+
+        self.audio_input.value = pick(spec_in, kw.get("input_device"), "mic", ins)
+        self.audio_output.value = pick(spec_out, kw.get("output_device"), "speaker", outs)
+        if spec_in == "mic" and self.audio_input.value == "null":
+            self._say(
+                "No microphone found on the kernel's machine: choose a WAV file or a scripted "
+                "user in the audio tab (vk.AgentPanel(audio_in=vk.ScriptedUser([...])))."
+            )
+
+    # -- widget callbacks (kernel thread) ------------------------------------------------
+    def _on_key(self, change: dict[str, Any]) -> None:
+        value = change["new"]
+        if not value:
+            return
+        self._api_key = value.strip() or None
+        self.api_key.value = ""  # never kept in widget state or the saved notebook
+        self.api_key.placeholder = self._key_placeholder(None)
+
+    def _on_voice(self, _change: dict[str, Any]) -> None:
+        self._describe_voice()
+        running = self._running()
+        changed = running and self.voice.value != self.session.config.voice
+        self.restart_button.layout.display = "" if changed else "none"
+        if changed:
+            self._say(
+                f"The voice is fixed for a session: press “Restart with this voice” to "
+                f"continue as {self.voice.value!r} (a new session and log)."
+            )
+
+    def _on_greeting(self, _change: dict[str, Any]) -> None:
+        if self._running():
+            self._say("The greeting is fixed for a session; it applies at the next Start.")
+
+    def _on_turn_widget(self, name: str) -> Any:
+        def callback(change: dict[str, Any]) -> None:
+            self._touched.add(name)
+            if name == "min_silence" and self.max_silence.value < change["new"]:
+                self.max_silence.value = change["new"]  # keep min <= max
+            elif name == "max_silence" and self.min_silence.value > change["new"]:
+                self.min_silence.value = change["new"]
+            self._describe_turn()
+            self._schedule_apply()
+
+        return callback
+
+    def _describe_voice(self) -> None:
+        from voicekit.protocol.voices import get_voice
+
+        v = get_voice(self.voice.value)
+        if v is None:
+            self.voice_info.value = "<i>not in voicekit's catalogue</i>"
+            return
+        info = html.escape(v.description or "no style notes")
+        self.voice_info.value = (
+            f'<span style="color:#555">{html.escape(v.name)} — {html.escape(v.accent)}, '
+            f"{info} ({v.era} era)</span>"
+        )
+
+    def _describe_turn(self) -> None:
+        unset = [
+            n for n in ("vad_threshold", "min_silence", "max_silence") if n not in self._touched
+        ]
+        note = (
+            f"Unset, so the agent's default applies: {', '.join(unset)}. "
+            "Setting a silence turns off the hosted service's adaptive pacing."
+            if unset
+            else ""
+        )
+        self.turn_note.value = f'<span style="color:#777;font-size:12px">{note}</span>'
+
+    def _sync_visibility(self) -> None:
+        self.api_key.layout.display = "none" if self.backend.value == "local" else ""
+        self.url.layout.display = "" if self.backend.value == "url" else "none"
+        self.wav_path.layout.display = "" if self.audio_input.value == "wav" else "none"
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#d62728" if error else "#555"
+        self.message.value = (
+            f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+        )
+
+    def _guard(self, fn: Any) -> None:
+        """Run a button's action; errors go to the panel, not to the kernel log."""
+        try:
+            fn()
+        except Exception as exc:
+            self.last_error = exc
+            self._say(str(exc), error=True)
+
+    # -- the session's configuration from the widgets ------------------------------------
+    def turn_detection(self) -> Any:
+        """The :class:`voicekit.TurnDetection` the widgets describe (untouched fields unset)."""
+        from voicekit.protocol import TurnDetection
+
+        values: dict[str, Any] = {
+            n: getattr(self, n).value
+            for n in ("vad_threshold", "min_silence", "max_silence", "interrupt_response")
+            if n in self._touched
+        }
+        if "vad_threshold" in values:
+            values["vad_threshold"] = round(float(values["vad_threshold"]), 2)
+        if self._turn_extra["interruption_delay"] is not None:
+            values["interruption_delay"] = self._turn_extra["interruption_delay"]
+        return TurnDetection(**values)
+
+    def _live_config(self) -> dict[str, Any]:
+        return {
+            "system_prompt": self.system_prompt.value or None,
+            "keyterms": list(self.keyterms.value) or None,
+            "turn_detection": self.turn_detection(),
+        }
+
+    def session_kwargs(self) -> dict[str, Any]:
+        """The arguments the next :class:`voicekit.Session` gets (without the API key)."""
+        from voicekit.testing.scripted import ScriptedUser
+
+        kw = dict(self._kwargs)
+        kw.update(self._live_config())
+        kw["voice"] = self.voice.value
+        kw["greeting"] = self.greeting.value or None
+        kw["backend"] = "local" if self.backend.value == "url" else self.backend.value
+        if self.backend.value == "url":
+            if not self.url.value.strip():
+                raise ConfigError(
+                    "backend URL needs an address, e.g. ws://127.0.0.1:8765/v1/ws "
+                    "(start one with: python -m voicekit serve)",
+                    field="url",
+                )
+            kw["url"] = self.url.value.strip()
+        choice_in = self.audio_input.value
+        if choice_in == "given":
+            given = self._audio_in
+            kw["audio_in"] = given.copy() if isinstance(given, ScriptedUser) else given
+        elif choice_in == "wav":
+            path = self.wav_path.value.strip()
+            if not path or not Path(path).exists():
+                raise ConfigError(
+                    f"WAV file ({path!r}) not found; type the path of a WAV file in the audio tab",
+                    field="audio_in",
+                )
+            kw["audio_in"] = path
+        elif choice_in.startswith("mic:"):
+            kw["audio_in"], kw["input_device"] = "mic", int(choice_in.split(":", 1)[1])
+        else:
+            kw["audio_in"] = "null"
+        choice_out = self.audio_output.value
+        if choice_out == "given":
+            kw["audio_out"] = self._audio_out
+        elif choice_out.startswith("speaker:"):
+            kw["audio_out"], kw["output_device"] = "speaker", int(choice_out.split(":", 1)[1])
+        else:
+            kw["audio_out"] = "null"
+        return kw
+
+    # -- start / stop ----------------------------------------------------------------------
+    def _running(self) -> bool:
+        return self.session is not None and self.session.status in ("connecting", "ready")
+
+    def _toggle(self) -> None:
+        if self._running():
+            self._guard(self.stop)
+        else:
+            self._guard(lambda: self.start(wait=False))
+
+    def start(self, wait: bool = True) -> Any:
+        """Start a new session with the panel's settings; returns the :class:`vk.Session`.
+
+        ``wait=True`` (from code) returns once the agent is ready and raises its errors;
+        the Start button uses ``wait=False`` so the kernel never blocks.
+        """
+        from voicekit.session import Session
+
+        if self._running():
+            raise VoiceKitError("the panel's session is already running; press Stop first")
+        kwargs = self.session_kwargs()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # unknown voice: shown in the panel
+            session = Session(api_key=self._api_key, **kwargs)
+        self.session = session
+        self.state = LiveState()
+        self._pending.clear()
+        self._applied = self._live_config()
+        self._say("")
+        self.files.value = ""
+        session.on("*", self._pending.append)  # session thread: a deque append, nothing else
+        self._render_status()
+        self._kernel.every("tick", TICK_S, self._tick)
+        try:
+            session.start(wait=wait)
+        except Exception as exc:
+            self.last_error = exc
+            self.refresh()
+            raise
+        self.refresh()
+        return session
+
+    def stop(self) -> Any:
+        """Stop the session (idempotent); returns its :class:`vk.SessionLog` (or None)."""
+        if self.session is None:
+            return None
+        self._kernel.flush("apply", self._apply)
+        result = self.session.stop()
+        self._kernel.cancel("tick")
+        self.refresh()
+        if self.session.log_path is not None:
+            self.files.value = (
+                f'<span style="color:#555">log: {html.escape(str(self.session.log_path))}</span>'
+            )
+        return result
+
+    def restart(self) -> Any:
+        """Stop and start again (e.g. with a new voice or greeting); a new log bundle."""
+        self.stop()
+        self.restart_button.layout.display = "none"
+        return self.start(wait=False)
+
+    # -- live config -----------------------------------------------------------------------
+    def _schedule_apply(self) -> None:
+        if self._running():
+            self._kernel.later("apply", DEBOUNCE_S, self._apply)
+
+    def apply(self) -> None:
+        """Send pending widget changes now (they are otherwise sent 300 ms after the last)."""
+        self._kernel.cancel("apply")
+        self._apply()
+
+    def _apply(self) -> None:
+        if not self._running() or self.session.status != "ready":
+            return
+        try:
+            config = self._live_config()
+        except ConfigError as exc:
+            self.last_error = exc
+            self._say(str(exc), error=True)
+            return
+        changes = {k: v for k, v in config.items() if self._applied.get(k) != v}
+        if not changes:
+            return
+        try:
+            self.session.update(**changes)
+        except Exception as exc:
+            self.last_error = exc
+            self._say(f"not applied: {exc}", error=True)
+            return
+        self._applied.update(changes)
+
+    # -- refreshing (kernel thread) ------------------------------------------------------
+    def _tick(self) -> bool:
+        self.refresh()
+        return self._running() or bool(self._pending)
+
+    def refresh(self) -> None:
+        """Fold new session events into the views and redraw what changed.
+
+        Runs by itself ten times a second in a kernel; call it when driving the panel from
+        plain Python.
+        """
+        batch = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        session = self.session
+        if batch:
+            self.state.feed(batch)
+            self.metrics.value = self.state.metrics_html()
+        if batch or self.state.agent_speaking:
+            now = session.now() if self._running() else None
+            self.transcript.value = self.state.transcript_html(now)
+        if session is not None:
+            level = session.input_level if session.status == "ready" else METER_FLOOR_DB
+            self.level.value = max(METER_FLOOR_DB, min(0.0, level))
+        self._render_status()
+        self._draw_timeline()
+
+    def _status_key(self) -> str:
+        s = self.session
+        if s is None:
+            return "idle"
+        if s.status == "ready":
+            if self.state.agent_speaking:
+                return "agent"
+            return "user" if self.state.user_speaking else "listening"
+        return str(s.status)
+
+    def _render_status(self) -> None:
+        key = self._status_key()
+        color, text = _STATUS.get(key, ("#9e9e9e", key))
+        detail = ""
+        if key == "error" and self.session is not None:
+            err = self.session.last_error
+            detail = f": {err}" if err else ""
+            if isinstance(err, Exception):
+                self.last_error = err
+        self.status.value = (
+            f'<span class="vk-status vk-status-{key}" style="font-family:sans-serif">'
+            f'<span style="color:{color};font-size:18px">●</span> {html.escape(text + detail)}'
+            "</span>"
+        )
+        running = self._running()
+        self.start_button.description = "Stop" if running else "Start"
+        self.start_button.icon = "stop" if running else "play"
+        self.start_button.button_style = "danger" if running else "success"
+        for fixed in (self.backend, self.api_key, self.url, self.audio_input, self.audio_output):
+            fixed.disabled = running
+        self.wav_path.disabled = running
+
+    def _draw_timeline(self, force: bool = False) -> None:
+        if self.timeline_fps <= 0:
+            return
+        now_wall = time.monotonic()
+        if not force and now_wall - self._drawn_at < 1.0 / self.timeline_fps:
+            return
+        running = self._running()
+        if not force and not running and self._drawn_version == self.state.version:
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        if self._figure is None:
+            self._figure = Figure(figsize=(10, 2.3), dpi=80, layout="constrained")
+            FigureCanvasAgg(self._figure)
+            self._figure.add_subplot()
+        ax = self._figure.axes[0]
+        now = self.session.now() if running else self.state.last_t
+        draw_timeline(ax, self.state, now, self.timeline_window)
+        buf = io.BytesIO()
+        self._figure.savefig(buf, format="png")
+        self.timeline.value = buf.getvalue()
+        self._drawn_at = now_wall
+        self._drawn_version = self.state.version
+
+    # -- files ---------------------------------------------------------------------------
+    def _bundle(self) -> Path:
+        path = getattr(self.session, "log_path", None)
+        if path is None:
+            raise VoiceKitError(
+                "no log yet: start a session first (and keep log_dir set; it is "
+                "'voicekit-logs' by default)"
+            )
+        return Path(path)
+
+    def save_log(self) -> Path:
+        """Zip the session's log bundle (also mid-session: a snapshot); returns the zip."""
+        import shutil
+
+        bundle = self._bundle()
+        archive = Path(shutil.make_archive(str(bundle), "zip", bundle.parent, bundle.name))
+        self._link("log saved", archive)
+        return archive
+
+    def report(self) -> Path:
+        """Write the HTML report of the session's log next to the bundle; returns its path."""
+        from voicekit.analysis.report import report
+
+        bundle = self._bundle()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a live bundle's last line may be incomplete
+            path = report(bundle, bundle.with_suffix(".html"))
+        self._link("report", path)
+        return path
+
+    def _link(self, label: str, path: Path) -> None:
+        try:
+            href = os.path.relpath(path)
+        except ValueError:  # another drive on Windows
+            href = str(path)
+        self.files.value = (
+            f'{html.escape(label)}: <a href="{html.escape(href)}" target="_blank">'
+            f"{html.escape(path.name)}</a>"
+        )

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-SYSPKGS := libportaudio2 alsa-utils libasound2-plugins pulseaudio pulseaudio-utils
+SYSPKGS := libportaudio2 alsa-utils libasound2-plugins pulseaudio pulseaudio-utils chromium
 PYTEST_ARGS ?=
 LAB_PORT ?= 8888
 

@@ -22,6 +22,8 @@ def test_quickstart_runs_and_shows_the_turn_table(tmp_path, monkeypatch) -> None
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     html = " ".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert views, "the AgentPanel cell displayed no widget"
     assert "fto" in html and "endpoint_delay" in html  # the turn table was shown
     assert any("image/png" in o.get("data", {}) for o in outputs)  # and the timeline
     assert list((tmp_path / "voicekit-logs").iterdir())  # the session was logged

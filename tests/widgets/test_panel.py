@@ -195,3 +195,16 @@ def test_in_a_kernel_loop_changes_are_debounced_and_views_tick(agent, tmp_path) 
     log = asyncio.run(main())
     sent = _sent_updates(log)
     assert sent == [{"input": {"turn_detection": {"vad_threshold": 0.55}}}]
+
+
+def test_hiding_one_field_hides_no_other() -> None:
+    """The local backend hides the key and URL fields; sliders and meter stay visible."""
+    panel = vk.AgentPanel(backend="local", audio_in="null", audio_out="null")
+    assert panel.api_key.layout.display == "none" and panel.url.layout.display == "none"
+    for name in ("vad_threshold", "min_silence", "max_silence", "level", "audio_input"):
+        assert getattr(panel, name).layout.display != "none", name
+    assert (panel.vad_threshold.value, panel.min_silence.value, panel.max_silence.value) == (
+        0.5,
+        600,
+        1500,
+    )

@@ -16,7 +16,7 @@ __all__ = ["list_devices", "resolve_device", "sounddevice"]
 NO_PORTAUDIO = (
     "the PortAudio library is not installed; install it (Debian/Ubuntu: "
     "'sudo apt-get install libportaudio2', macOS: 'brew install portaudio', conda: "
-    "'conda install portaudio'), or pass audio_in=\"null\" or a WAV path, or use vk.BrowserAudio()"
+    "'conda install portaudio'), or pass audio_in=\"null\", a WAV path or vk.ScriptedUser([...])"
 )
 
 
@@ -89,9 +89,9 @@ def resolve_device(device: int | str | None, kind: str) -> int | None:
     channels = "max_input_channels" if kind == "input" else "max_output_channels"
     usable = [d for d in devices if d[channels] > 0]
     alternative = (
-        'pass audio_in="null", a WAV path or vk.ScriptedUser(...), or use vk.BrowserAudio()'
+        'pass audio_in="null", a WAV path or vk.ScriptedUser([...])'
         if kind == "input"
-        else 'pass audio_out="null" or a WAV path, or use vk.BrowserAudio()'
+        else 'pass audio_out="null" or a WAV path'
     )
     if not usable:
         asked = "" if device is None else f"no {kind} device matches {device!r}: "

@@ -306,7 +306,7 @@ def make_sink(spec: Any, device: int | str | None = None) -> Sink:
     Parameters
     ----------
     spec : str, path or Sink
-        ``"speaker"``, ``"null"``, a WAV path, or any :class:`Sink` (e.g. vk.BrowserAudio()).
+        ``"speaker"``, ``"null"``, a WAV path, or any :class:`Sink`.
     device : int or str, optional
         Output device for ``"speaker"``.
     """
@@ -319,6 +319,5 @@ def make_sink(spec: Any, device: int | str | None = None) -> Sink:
     if isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith(".wav"):
         return WavSink(spec)
     raise AudioError(
-        f'audio_out={spec!r} is not understood; pass "speaker", "null", a path ending in '
-        ".wav, or vk.BrowserAudio()"
+        f'audio_out={spec!r} is not understood; pass "speaker", "null" or a path ending in .wav'
     )

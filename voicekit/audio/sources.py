@@ -259,7 +259,7 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
     ----------
     spec : str, path, ndarray or Source
         ``"mic"``, ``"null"``, a WAV path, a numpy array (24 kHz), or any :class:`Source`
-        (a :class:`voicekit.ScriptedUser` or :class:`voicekit.BrowserAudio` included).
+        (a :class:`voicekit.ScriptedUser` included).
     device : int or str, optional
         Input device for ``"mic"``.
 
@@ -286,5 +286,5 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
         )
     raise AudioError(
         f'audio_in={spec!r} is not understood; pass "mic", "null", a WAV path, a numpy '
-        "array, vk.ScriptedUser([...]) or vk.BrowserAudio()"
+        "array or vk.ScriptedUser([...])"
     )

@@ -36,6 +36,11 @@ from numpy.typing import NDArray
 
 from voicekit.local.brain import ToolRequest, default_brain
 from voicekit.local.speech.turns import BACKCHANNELS
+from voicekit.protocol.config import (
+    DEFAULT_MAX_SILENCE_MS,
+    DEFAULT_MIN_SILENCE_MS,
+    DEFAULT_VAD_THRESHOLD,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -563,7 +568,9 @@ class _Pipeline:
         self.detector = TurnDetector()
         keyterms = getattr(session.config, "keyterms", None) or ()
         self.recognizer = Recognizer(keyterms)
-        self.turn = _TurnParams(0.5, 600, 1500, True, 0)
+        self.turn = _TurnParams(
+            DEFAULT_VAD_THRESHOLD, DEFAULT_MIN_SILENCE_MS, DEFAULT_MAX_SILENCE_MS, True, 0
+        )
         self.preroll: list[NDArray[np.int16]] = []
         self.pending = np.zeros(0, np.int16)
         self.partial = ""
@@ -574,12 +581,6 @@ class _Pipeline:
 
     def configure(self, config: Any) -> None:
         """Apply turn detection and key terms (thread-safe enough: plain attribute writes)."""
-        from voicekit.local.speech.turns import (
-            DEFAULT_MAX_SILENCE_MS,
-            DEFAULT_MIN_SILENCE_MS,
-            DEFAULT_VAD_THRESHOLD,
-        )
-
         td = getattr(config, "turn_detection", None)
 
         def pick(name: str, default: Any) -> Any:

@@ -19,6 +19,9 @@ from typing import Any
 from voicekit.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_SILENCE_MS",
+    "DEFAULT_MIN_SILENCE_MS",
+    "DEFAULT_VAD_THRESHOLD",
     "ENCODING_RATES",
     "IMMUTABLE_FIELDS",
     "MAX_KEYTERMS",
@@ -46,6 +49,14 @@ MUTABLE_FIELDS = (
 IMMUTABLE_FIELDS = ("voice", "greeting", "input_format", "output_format")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MODES = ("balanced", "min_latency", "max_accuracy")
+
+
+# What an agent does with turn-detection fields left unset: the values the protocol
+# reference's quickstarts document (it lists conflicting defaults elsewhere, see §9). The
+# stand-in agent uses them and the panel's sliders start at them.
+DEFAULT_VAD_THRESHOLD = 0.5
+DEFAULT_MIN_SILENCE_MS = 600
+DEFAULT_MAX_SILENCE_MS = 1500
 
 
 def _is_int(value: Any) -> bool:

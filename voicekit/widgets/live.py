@@ -237,20 +237,24 @@ class LiveState:
             if line.kind == "agent" and now is not None:
                 text = self._played_text(line, now)
             if line.kind == "partial":
-                rows.append(f'<div style="color:#999"><b>you</b> {text}</div>')
+                rows.append(f'<div class="vk-partial" style="color:#999"><b>you</b> {text}</div>')
             elif line.kind == "user":
-                rows.append(f'<div style="color:#1f77b4"><b>you</b> {text}</div>')
+                rows.append(f'<div class="vk-user" style="color:#1f77b4"><b>you</b> {text}</div>')
             elif line.kind == "agent":
                 mark = (
                     ' <span style="color:#d62728">[interrupted]</span>' if line.interrupted else ""
                 )
-                rows.append(f'<div style="color:#c25a00"><b>agent</b> {text}{mark}</div>')
+                rows.append(
+                    f'<div class="vk-agent" style="color:#c25a00"><b>agent</b> {text}{mark}</div>'
+                )
             elif line.kind == "tool":
-                rows.append(f'<div style="color:#2ca02c">⚙ {text}</div>')
+                rows.append(f'<div class="vk-tool" style="color:#2ca02c">⚙ {text}</div>')
             elif line.kind == "error":
-                rows.append(f'<div style="color:#d62728">⚠ {text}</div>')
+                rows.append(f'<div class="vk-error" style="color:#d62728">⚠ {text}</div>')
             else:
-                rows.append(f'<div style="color:#7f7f7f;font-style:italic">{text}</div>')
+                rows.append(
+                    f'<div class="vk-note" style="color:#7f7f7f;font-style:italic">{text}</div>'
+                )
         body = "".join(reversed(rows)) or '<div style="color:#999">(no conversation yet)</div>'
         return (
             f'<div class="vk-transcript" style="height:{height_px}px;overflow-y:auto;'

@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.protocol.config import (
+    DEFAULT_MAX_SILENCE_MS,
+    DEFAULT_MIN_SILENCE_MS,
+    DEFAULT_VAD_THRESHOLD,
+)
 from voicekit.widgets._kernel import KernelLoop
 from voicekit.widgets.live import LiveState, draw_timeline
 
@@ -33,7 +38,12 @@ __all__ = ["AgentPanel"]
 TICK_S = 0.1  # UI refresh (status, transcript, meter): 10 Hz
 DEBOUNCE_S = 0.3  # slider changes are sent this long after the last move
 SILENCE_RANGE_MS = (100, 6000)
-DEFAULTS = {"vad_threshold": 0.5, "min_silence": 1000, "max_silence": 3000}
+# the sliders start at what an agent does with the fields unset
+DEFAULTS = {
+    "vad_threshold": DEFAULT_VAD_THRESHOLD,
+    "min_silence": DEFAULT_MIN_SILENCE_MS,
+    "max_silence": DEFAULT_MAX_SILENCE_MS,
+}
 METER_FLOOR_DB = -60.0
 
 # panel-managed Session arguments; the rest pass through to vk.Session unchanged
@@ -153,7 +163,10 @@ class AgentPanel:
         from voicekit.protocol.voices import CATALOGUE, DEFAULT_VOICE, get_voice
 
         w = _widgets()
-        wide = w.Layout(width="100%")
+
+        def wide() -> Any:  # one Layout per widget: hiding one must not hide others
+            return w.Layout(width="100%")
+
         style = {"description_width": "110px"}
 
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
@@ -191,7 +204,7 @@ class AgentPanel:
             value=kw.get("url") or "",
             placeholder="ws://host:8765/v1/ws",
             style=style,
-            layout=wide,
+            layout=wide(),
         )
         self.backend.observe(lambda _c: self._sync_visibility(), names="value")
 
@@ -237,7 +250,7 @@ class AgentPanel:
             readout_format=".2f",
             continuous_update=True,
             style=style,
-            layout=wide,
+            layout=wide(),
         )
         self.min_silence = w.IntSlider(
             value=td.min_silence if td.min_silence is not None else DEFAULTS["min_silence"],
@@ -246,7 +259,7 @@ class AgentPanel:
             step=50,
             description="min_silence ms",
             style=style,
-            layout=wide,
+            layout=wide(),
         )
         self.max_silence = w.IntSlider(
             value=td.max_silence if td.max_silence is not None else DEFAULTS["max_silence"],
@@ -255,7 +268,7 @@ class AgentPanel:
             step=50,
             description="max_silence ms",
             style=style,
-            layout=wide,
+            layout=wide(),
         )
         self.interrupt_response = w.Checkbox(
             value=True if td.interrupt_response is None else td.interrupt_response,
@@ -285,10 +298,10 @@ class AgentPanel:
         self.greeting.observe(self._on_greeting, names="value")
 
         # audio
-        self.audio_input = w.Dropdown(description="input", style=style, layout=wide)
-        self.audio_output = w.Dropdown(description="output", style=style, layout=wide)
+        self.audio_input = w.Dropdown(description="input", style=style, layout=wide())
+        self.audio_output = w.Dropdown(description="output", style=style, layout=wide())
         self.wav_path = w.Text(
-            description="WAV file", placeholder="path/to/speech.wav", style=style, layout=wide
+            description="WAV file", placeholder="path/to/speech.wav", style=style, layout=wide()
         )
         self._fill_audio_choices(kw)
         self.audio_input.observe(lambda _c: self._sync_visibility(), names="value")
@@ -298,13 +311,15 @@ class AgentPanel:
             max=0.0,
             description="input level",
             style={"description_width": "110px", "bar_color": "#1f77b4"},
-            layout=wide,
+            layout=wide(),
         )
 
         # live views
         self.transcript = w.HTML(value=self.state.transcript_html())
         self.metrics = w.HTML(value=self.state.metrics_html())
         self.timeline = w.Image(format="png", layout=w.Layout(width="100%"))
+        # what the timeline image shows, in words (for screen readers and tests)
+        self.timeline_caption = w.HTML()
         self.save_button = w.Button(description="Save log", icon="save")
         self.report_button = w.Button(description="Report", icon="file")
         self.save_button.on_click(lambda _b: self._guard(self.save_log))
@@ -353,11 +368,18 @@ class AgentPanel:
                 settings,
                 self.metrics,
                 self.timeline,
+                self.timeline_caption,
                 section("transcript", self.transcript),
                 w.HBox([self.save_button, self.report_button, self.files]),
             ],
             layout=w.Layout(border="1px solid #ddd", padding="8px"),
         )
+        self.widget.add_class("vk-panel")
+        for name in ("status", "message", "metrics", "timeline", "timeline_caption", "level"):
+            getattr(self, name).add_class(f"vk-{name.replace('_', '-')}")
+        self.transcript.add_class("vk-transcript-box")
+        for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response"):
+            getattr(self, name).add_class(f"vk-{name.replace('_', '-')}")
         self._describe_voice()
         self._describe_turn()
         self._sync_visibility()
@@ -366,6 +388,7 @@ class AgentPanel:
             self._draw_timeline(force=True)
         else:
             self.timeline.layout.display = "none"
+            self.timeline_caption.layout.display = "none"
 
     def _key_placeholder(self, env_key: str | None) -> str:
         if self._api_key:
@@ -757,10 +780,25 @@ class AgentPanel:
         buf = io.BytesIO()
         self._figure.savefig(buf, format="png")
         self.timeline.value = buf.getvalue()
+        self.timeline_caption.value = self._caption(now)
         self._drawn_at = now_wall
         self._drawn_version = self.state.version
 
     # -- files ---------------------------------------------------------------------------
+    def _caption(self, now: float) -> str:
+        t0 = max(0.0, now - self.timeline_window)
+        shown = [
+            f"{line.text} at {line.t:.1f} s"
+            for line in self.state.lines
+            if line.kind == "epoch" and line.t >= t0
+        ]
+        epochs = "; ".join(shown) if shown else "none"
+        return (
+            '<span style="font-family:sans-serif;font-size:12px;color:#555">'
+            f"timeline {t0:.0f}-{max(now, self.timeline_window):.0f} s; config epochs: "
+            f"{html.escape(epochs)}</span>"
+        )
+
     def _bundle(self) -> Path:
         path = getattr(self.session, "log_path", None)
         if path is None:

@@ -23,6 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from voicekit.protocol.config import (
+    DEFAULT_MAX_SILENCE_MS,
+    DEFAULT_MIN_SILENCE_MS,
+    DEFAULT_VAD_THRESHOLD,
+)
+
 __all__ = [
     "BACKCHANNELS",
     "CONTINUATIONS",
@@ -33,9 +39,6 @@ __all__ = [
     "is_backchannel",
 ]
 
-DEFAULT_VAD_THRESHOLD = 0.5
-DEFAULT_MIN_SILENCE_MS = 600
-DEFAULT_MAX_SILENCE_MS = 1500
 FRAME_MS = 32.0
 ONSET_FRAMES = 2
 HYSTERESIS = 0.15

@@ -114,7 +114,7 @@ def _run(kind: str, url: str, raw: Path, seconds: float) -> dict[str, Any]:
             result: dict[str, Any] = {"cpu_s": cpu, "wall_s": wall}
             result.update(comm_per_s=msgs / wall, comm_kb_per_s=sent / wall / 1024)
             if kind == "panel":
-                kc.execute("job.stop(); log = job.session.log", reply=True, timeout=60)
+                kc.execute("job.stop()", reply=True, timeout=60)
                 front.stream.clear()
                 kc.execute(REDRAW, reply=True, timeout=120)
                 time.sleep(0.5)  # the printed line arrives on iopub

@@ -208,3 +208,15 @@ def test_hiding_one_field_hides_no_other() -> None:
         600,
         1500,
     )
+
+
+def test_audio_given_as_an_array_or_wav_paths_is_kept(tmp_path) -> None:
+    import numpy as np
+
+    samples = np.zeros(2400, np.int16)
+    panel = vk.AgentPanel(audio_in=samples, audio_out=tmp_path / "agent.wav")
+    assert panel.audio_input.value == "given" and panel.audio_output.value == "given"
+    kw = panel.session_kwargs()
+    assert kw["audio_in"] is samples and str(kw["audio_out"]).endswith("agent.wav")
+    panel = vk.AgentPanel(audio_in=str(tmp_path / "user.wav"), audio_out="null")
+    assert panel.audio_input.value == "wav" and panel.wav_path.value.endswith("user.wav")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["Line", "LiveState", "draw_timeline"]
+__all__ = ["Line", "LiveState", "draw_timeline", "legend_items"]
 
 PREMATURE_GAP_S = 0.3  # speech resuming this soon after the server ended the turn
 BARGE_IN_REASONS = ("speech_started", "interrupted")
@@ -320,37 +320,85 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def draw_timeline(ax: Axes, state: LiveState, now: float, window: float = 30.0) -> None:
-    """Draw the last ``window`` seconds of ``state`` on ``ax`` (cleared first)."""
+def legend_items(state: LiveState) -> list[tuple[str, str, str]]:
+    """The timeline's legend as (color, line style, label): "bar", "solid" or "dashed"."""
+    from voicekit.analysis.plots import AGENT, EPOCH, USER
+
+    user = "user speech" + (" (script)" if state.script_spans else " (server VAD)")
+    return [
+        (USER, "bar", user),
+        (AGENT, "bar", "agent speech (played)"),
+        (AGENT, "diamond", "reply started"),
+        ("#d62728", "solid", "barge-in"),
+        (EPOCH, "dashed", "config epoch"),
+    ]
+
+
+def draw_timeline(
+    ax: Axes, state: LiveState, now: float, window: float = 30.0, legend: bool = True
+) -> None:
+    """Draw the last ``window`` seconds of ``state`` on ``ax``.
+
+    Made for redrawing many times a second: the first call sets up the axes (ticks, labels,
+    legend); later calls on the same axes only replace the data artists and move the x
+    limits (clearing the axes would rebuild every tick). Text is what costs most in a
+    frame, so a caller that shows :func:`legend_items` itself passes ``legend=False`` and
+    the axis label and legend are left out.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     from voicekit.analysis.plots import AGENT, EPOCH, TOOL, USER, _texts
 
     t0, t1 = max(0.0, now - window), max(window, now)
-    ax.cla()
+    items = legend_items(state)
+    if getattr(ax, "_vk_legend", None) != (items, legend):
+        ax.cla()
+        ax.set_yticks([0.0, 1.0], ["agent", "user"])
+        ax.set_ylim(-0.7, 1.7)
+        ax.xaxis.set_major_locator(MaxNLocator(7))
+        ax.tick_params(labelsize=8)
+        if legend:
+            ax.set_xlabel("session time (s)", fontsize=8)
+            styles: dict[str, dict[str, Any]] = {"bar": {"lw": 6, "alpha": 0.45}}
+            styles["solid"] = {"lw": 1.5}
+            styles |= {"dashed": {"lw": 1, "ls": "--"}, "diamond": {"marker": "d", "ls": "none"}}
+            handles = [Line2D([], [], color=c, label=t, **styles[k]) for c, k, t in items]
+            ax.legend(
+                handles=handles,
+                loc="upper left",
+                bbox_to_anchor=(1.0, 1.0),
+                fontsize=7,
+                frameon=False,
+            )
+        ax._vk_legend = (items, legend)  # type: ignore[attr-defined]
+    else:
+        for artist in [*ax.lines, *ax.collections, *ax.texts]:
+            artist.remove()
     height = 0.6
     user = state.script_spans or state.user_spans
 
-    def bars(spans: list[_Span], y: float, color: str, label: str) -> None:
+    def bars(spans: list[_Span], y: float, color: str) -> None:
         shown = [(s.start, (now if math.isnan(s.end) else s.end) - s.start) for s in spans]
         shown = [(a, w) for a, w in shown if a + w >= t0 and a <= t1]
         if shown:
             ax.broken_barh(shown, (y - height / 2, height), facecolors=color, alpha=0.45)
         labels = [(s.start, s.text) for s in spans if s.text and t0 <= s.start <= t1]
         _texts(ax, labels, y + 0.22, t1 - t0, color)
-        ax.plot([], [], color=color, lw=6, alpha=0.45, label=label)
 
-    bars(user, 1.0, USER, "user speech" + (" (script)" if state.script_spans else " (server VAD)"))
-    bars(state.agent_spans, 0.0, AGENT, "agent speech (played)")
+    bars(user, 1.0, USER)
+    bars(state.agent_spans, 0.0, AGENT)
     if state.script_spans:  # the server's view too, as thin ticks
         for s in state.user_spans:
             end = now if math.isnan(s.end) else s.end
             if end >= t0 and s.start <= t1:
                 ax.plot([s.start, end], [0.62, 0.62], color=USER, lw=2)
     starts = [t for t in state.reply_starts if t0 <= t <= t1]
-    ax.plot(starts, [0.42] * len(starts), "d", color=AGENT, ms=5, ls="none")
+    if starts:
+        ax.plot(starts, [0.42] * len(starts), "d", color=AGENT, ms=5, ls="none")
     for t in state.barge_ins:
         if t0 <= t <= t1:
             ax.axvline(t, color="#d62728", lw=1.5)
-    ax.plot([], [], color="#d62728", lw=1.5, label="barge-in")
     for t, name in state.tools:
         if t0 <= t <= t1:
             ax.axvline(t, color=TOOL, lw=1, ls=":")
@@ -359,9 +407,4 @@ def draw_timeline(ax: Axes, state: LiveState, now: float, window: float = 30.0) 
     for t, _ in epochs:
         ax.axvline(t, color=EPOCH, ls="--", lw=1)
     _texts(ax, epochs, 1.35, t1 - t0, EPOCH)
-    ax.set_yticks([0.0, 1.0], ["agent", "user"])
-    ax.set_ylim(-0.7, 1.7)
     ax.set_xlim(t0, t1)
-    ax.set_xlabel("session time (s)", fontsize=8)
-    ax.tick_params(labelsize=8)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)

@@ -31,7 +31,7 @@ from voicekit.protocol.config import (
     DEFAULT_VAD_THRESHOLD,
 )
 from voicekit.widgets._kernel import KernelLoop
-from voicekit.widgets.live import LiveState, draw_timeline
+from voicekit.widgets.live import LiveState, draw_timeline, legend_items
 
 __all__ = ["AgentPanel"]
 
@@ -411,6 +411,8 @@ class AgentPanel:
             ins.append((f"as given ({type(spec_in).__name__})", "given"))
         if isinstance(spec_out, Sink):
             outs.append((f"as given ({type(spec_out).__name__})", "given"))
+        elif isinstance(spec_out, (str, os.PathLike)) and str(spec_out).lower().endswith(".wav"):
+            outs.append((f"WAV file {os.fspath(spec_out)}", "given"))
         devices: list[dict[str, Any]] = []
         with contextlib.suppress(Exception):  # no PortAudio: no device choices
             from voicekit.audio.devices import list_devices
@@ -430,7 +432,7 @@ class AgentPanel:
             values = [v for _, v in options]
             if "given" in values:
                 return "given"
-            if spec == kind:
+            if isinstance(spec, str) and spec == kind:
                 wanted = [v for v in values if v.startswith(f"{kind}:")]
                 if device is not None:
                     wanted = [
@@ -456,7 +458,7 @@ class AgentPanel:
 
         self.audio_input.value = pick(spec_in, kw.get("input_device"), "mic", ins)
         self.audio_output.value = pick(spec_out, kw.get("output_device"), "speaker", outs)
-        if spec_in == "mic" and self.audio_input.value == "null":
+        if isinstance(spec_in, str) and spec_in == "mic" and self.audio_input.value == "null":
             self._say(
                 "No microphone found on the kernel's machine: choose a WAV file or a scripted "
                 "user in the audio tab (vk.AgentPanel(audio_in=vk.ScriptedUser([...])))."
@@ -771,14 +773,16 @@ class AgentPanel:
         from matplotlib.figure import Figure
 
         if self._figure is None:
-            self._figure = Figure(figsize=(10, 2.3), dpi=80, layout="constrained")
+            # a fixed layout: constrained layout would double the cost of every frame
+            self._figure = Figure(figsize=(10, 2.3), dpi=80)
             FigureCanvasAgg(self._figure)
             self._figure.add_subplot()
+            self._figure.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.97)
         ax = self._figure.axes[0]
         now = self.session.now() if running else self.state.last_t
-        draw_timeline(ax, self.state, now, self.timeline_window)
+        draw_timeline(ax, self.state, now, self.timeline_window, legend=False)
         buf = io.BytesIO()
-        self._figure.savefig(buf, format="png")
+        self._figure.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
         self.timeline.value = buf.getvalue()
         self.timeline_caption.value = self._caption(now)
         self._drawn_at = now_wall
@@ -793,10 +797,22 @@ class AgentPanel:
             if line.kind == "epoch" and line.t >= t0
         ]
         epochs = "; ".join(shown) if shown else "none"
+        swatch = {
+            "bar": "display:inline-block;width:14px;height:8px;opacity:.45;background:{c}",
+            "solid": "display:inline-block;width:14px;height:0;border-top:2px solid {c}",
+            "dashed": "display:inline-block;width:14px;height:0;border-top:1px dashed {c}",
+            "diamond": "display:inline-block;width:6px;height:6px;transform:rotate(45deg);"
+            "background:{c}",
+        }
+        legend = " ".join(
+            f'<span style="{swatch[kind].format(c=color)}"></span> {html.escape(label)}&nbsp;'
+            for color, kind, label in legend_items(self.state)
+        )
         return (
-            '<span style="font-family:sans-serif;font-size:12px;color:#555">'
-            f"timeline {t0:.0f}-{max(now, self.timeline_window):.0f} s; config epochs: "
-            f"{html.escape(epochs)}</span>"
+            '<div style="font-family:sans-serif;font-size:12px;color:#555">'
+            f"<div>{legend}</div><div>session time {t0:.0f}-"
+            f"{max(now, self.timeline_window):.0f} s; config epochs: {html.escape(epochs)}"
+            "</div></div>"
         )
 
     def _bundle(self) -> Path:

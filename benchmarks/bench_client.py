@@ -102,23 +102,15 @@ def _run(args: list[str]) -> dict[str, Any]:
 
 
 def main() -> dict[str, float]:
+    from _common import agent_url
+
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "user.raw"
         raw.write_bytes(user_track().astype("<i2").tobytes())
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "voicekit", "serve", "--port", "0", "--profile", "fast"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert agent.stdout is not None
-            url = agent.stdout.readline().split()[-1]
+        with agent_url() as url:
             bare = _run([str(HERE / "bare_client.py"), url, str(raw)])
             sess = _run([__file__, "--session", url, str(raw)])
             nolog = _run([__file__, "--session-nolog", url, str(raw)])
-        finally:
-            agent.terminate()
-            agent.wait(10)
     runs = {"bare": bare, "sess": sess, "nolog": nolog}
     per_min = {k: r["cpu_s"] / r["audio_s"] * 60 for k, r in runs.items()}
     ratio = per_min["sess"] / per_min["bare"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -132,6 +131,7 @@ def _run(kind: str, url: str, raw: Path, seconds: float) -> dict[str, Any]:
 
 def main() -> dict[str, float]:
     sys.path.insert(0, str(HERE))
+    from _common import agent_url
     from bench_client import user_track
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,19 +139,9 @@ def main() -> dict[str, float]:
         track = user_track()
         raw.write_bytes(track.astype("<i2").tobytes())
         seconds = len(track) / 24000 + 1.0
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "voicekit", "serve", "--port", "0", "--profile", "fast"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert agent.stdout is not None
-            url = agent.stdout.readline().split()[-1]
+        with agent_url() as url:
             bare = _run("session", url, raw, seconds)
             panel = _run("panel", url, raw, seconds)
-        finally:
-            agent.terminate()
-            agent.wait(10)
     core = {k: r["cpu_s"] / r["wall_s"] for k, r in (("session", bare), ("panel", panel))}
     added = core["panel"] - core["session"]
     print(

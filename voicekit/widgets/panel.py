@@ -252,24 +252,21 @@ class AgentPanel:
             style=style,
             layout=wide(),
         )
-        self.min_silence = w.IntSlider(
-            value=td.min_silence if td.min_silence is not None else DEFAULTS["min_silence"],
-            min=lo,
-            max=hi,
-            step=50,
-            description="min_silence ms",
-            style=style,
-            layout=wide(),
-        )
-        self.max_silence = w.IntSlider(
-            value=td.max_silence if td.max_silence is not None else DEFAULTS["max_silence"],
-            min=lo,
-            max=hi,
-            step=50,
-            description="max_silence ms",
-            style=style,
-            layout=wide(),
-        )
+
+        def silence(name: str) -> Any:
+            value = getattr(td, name)
+            return w.IntSlider(
+                value=DEFAULTS[name] if value is None else value,
+                min=lo,
+                max=hi,
+                step=50,
+                description=f"{name} ms",
+                style=style,
+                layout=wide(),
+            )
+
+        self.min_silence = silence("min_silence")
+        self.max_silence = silence("max_silence")
         self.interrupt_response = w.Checkbox(
             value=True if td.interrupt_response is None else td.interrupt_response,
             description="interrupt_response (user may barge in)",

@@ -48,6 +48,7 @@ __all__ = [
     "AuthError",
     "Backchannel",
     "BargeIn",
+    "BrowserAudio",
     "ConfigError",
     "ConnectionClosed",
     "ConnectionError",
@@ -82,3 +83,12 @@ __all__ = [
     "sweep",
     "voices",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # vk.BrowserAudio is an anywidget: imported on first use, not with voicekit
+    if name == "BrowserAudio":
+        from voicekit.widgets.browser_audio import BrowserAudio
+
+        return BrowserAudio
+    raise AttributeError(f"module 'voicekit' has no attribute {name!r}")

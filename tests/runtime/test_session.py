@@ -110,8 +110,12 @@ def test_update_say_events_and_a_blocked_main_thread(agent, tmp_path) -> None:
     sends = [e["t"] for e in log.of_type("input.audio", direction="send")]
     gaps = np.diff(sends)
     assert len(sends) > 40 and gaps.max() < 0.2  # no stall while the main thread slept
-    offsets = [e["offset"] for e in log.of_type("input.audio")]
-    assert np.all(np.diff(offsets) == 1200)
+    # contiguous, except where the loop fell over 100 ms behind (a loaded 2-core machine):
+    # then the skip is logged as an input.gap and the stream goes on, never overlapping
+    steps = np.diff([e["offset"] for e in log.of_type("input.audio")])
+    skips = steps[steps != 1200]
+    assert np.all(steps % 1200 == 0) and np.all(steps > 0), steps
+    assert len(skips) == len(log.of_type("input.gap")), log.of_type("input.gap")
 
 
 def test_errors_are_typed_and_say_what_to_do(agent, tmp_path) -> None:

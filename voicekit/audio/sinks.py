@@ -306,12 +306,16 @@ def make_sink(spec: Any, device: int | str | None = None) -> Sink:
     Parameters
     ----------
     spec : str, path or Sink
-        ``"speaker"``, ``"null"``, a WAV path, or any :class:`Sink`.
+        ``"speaker"``, ``"null"``, a WAV path, any :class:`Sink`, or an object with
+        ``as_sink()`` (:class:`voicekit.BrowserAudio`).
     device : int or str, optional
         Output device for ``"speaker"``.
     """
     if isinstance(spec, Sink):
         return spec
+    if callable(getattr(spec, "as_sink", None)):  # vk.BrowserAudio
+        sink: Sink = spec.as_sink()
+        return sink
     if spec == "speaker":
         return SpeakerSink(device)
     if spec is None or spec == "null":
@@ -319,5 +323,6 @@ def make_sink(spec: Any, device: int | str | None = None) -> Sink:
     if isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith(".wav"):
         return WavSink(spec)
     raise AudioError(
-        f'audio_out={spec!r} is not understood; pass "speaker", "null" or a path ending in .wav'
+        f'audio_out={spec!r} is not understood; pass "speaker", "null", a path ending in .wav '
+        "or vk.BrowserAudio()"
     )

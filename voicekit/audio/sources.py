@@ -258,8 +258,9 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
     Parameters
     ----------
     spec : str, path, ndarray or Source
-        ``"mic"``, ``"null"``, a WAV path, a numpy array (24 kHz), or any :class:`Source`
-        (a :class:`voicekit.ScriptedUser` included).
+        ``"mic"``, ``"null"``, a WAV path, a numpy array (24 kHz), any :class:`Source`
+        (a :class:`voicekit.ScriptedUser` included) or an object with ``as_source()``
+        (:class:`voicekit.BrowserAudio`).
     device : int or str, optional
         Input device for ``"mic"``.
 
@@ -270,6 +271,9 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
     """
     if isinstance(spec, Source):
         return spec
+    if callable(getattr(spec, "as_source", None)):  # vk.BrowserAudio: one object, two ends
+        source: Source = spec.as_source()
+        return source
     if isinstance(spec, np.ndarray):
         return ArraySource(spec)
     if spec == "mic":
@@ -286,5 +290,5 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
         )
     raise AudioError(
         f'audio_in={spec!r} is not understood; pass "mic", "null", a WAV path, a numpy '
-        "array or vk.ScriptedUser([...])"
+        "array, vk.ScriptedUser([...]) or vk.BrowserAudio()"
     )

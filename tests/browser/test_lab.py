@@ -47,16 +47,16 @@ def test_quickstart_panel_in_jupyterlab(server: dict[str, Any], browser: Any) ->
     # move vad_threshold one step with the keyboard: one debounced session.update
     before = page.locator("img.vk-timeline").get_attribute("src")
     slider = page.locator(".vk-vad-threshold")
-    readout = slider.locator(".widget-readout").innertext()
+    readout = slider.locator(".widget-readout").inner_text()
     slider.locator(".noUi-handle").focus()
     page.keyboard.press("ArrowRight")
     wait_for(
         page,
-        lambda: slider.locator(".widget-readout").innertext() != readout,
+        lambda: slider.locator(".widget-readout").inner_text() != readout,
         "the slider to move",
         10,
     )
-    moved = slider.locator(".widget-readout").innertext()
+    moved = slider.locator(".widget-readout").inner_text()
     wait_for(
         page,
         lambda: f"vad_threshold={float(moved):g}" in text(page, ".vk-timeline-caption"),

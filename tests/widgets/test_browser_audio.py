@@ -44,9 +44,8 @@ class FakePage:
             chunk = samples[frame : frame + CHUNK]
             if len(chunk) < CHUNK:
                 chunk = np.zeros(CHUNK, np.int16)
-            self.widget._on_page(
-                self.widget, {"type": "audio", "frame": frame}, [chunk.astype("<i2").tobytes()]
-            )
+            stamp = {"type": "audio", "frame": frame, "wall": time.time() * 1000}
+            self.widget._on_page(self.widget, stamp, [chunk.astype("<i2").tobytes()])
             played: dict[str, int] = {}
             budget = CHUNK
             with self.lock:
@@ -94,6 +93,8 @@ def test_browser_audio_carries_a_conversation_both_ways(agent, tmp_path) -> None
     played = sum(e["played"] for e in stops)
     assert stops and 0.9 * sent_samples <= played <= sent_samples
     assert log.meta["audio_in"] == "browser" and log.meta["audio_out"] == "browser"
+    lat = b.latency()  # stamped by the fake page just before handing over: near zero
+    assert lat["chunks"] > 100 and 0 <= lat["p50"] < 20, lat
 
 
 def test_page_errors_are_typed_and_logged_and_the_session_keeps_running(agent, tmp_path) -> None:

@@ -220,3 +220,19 @@ def test_audio_given_as_an_array_or_wav_paths_is_kept(tmp_path) -> None:
     assert kw["audio_in"] is samples and str(kw["audio_out"]).endswith("agent.wav")
     panel = vk.AgentPanel(audio_in=str(tmp_path / "user.wav"), audio_out="null")
     assert panel.audio_input.value == "wav" and panel.wav_path.value.endswith("user.wav")
+
+
+def test_browser_audio_is_an_audio_choice_shown_in_the_panel() -> None:
+    panel = vk.AgentPanel(audio_in="null", audio_out="null")
+    assert panel.browser_box.children == ()
+    panel.audio_input.value = "browser"
+    b = panel.browser_box.children[0]
+    assert isinstance(b, vk.BrowserAudio)
+    panel.audio_output.value = "browser"
+    kw = panel.session_kwargs()
+    assert kw["audio_in"] is b and kw["audio_out"] is b
+
+    mine = vk.BrowserAudio()
+    panel = vk.AgentPanel(audio_in=mine, audio_out=mine)
+    assert (panel.audio_input.value, panel.audio_output.value) == ("browser", "browser")
+    assert panel.browser_box.children == (mine,)

@@ -10,13 +10,22 @@
 // Nothing here ever sees the agent's URL or key: the connection stays in the kernel.
 
 const RATE = 24000;
-const CHUNK = 1200; // 50 ms at 24 kHz
 
 const WORKLETS = `
 class VkCapture extends AudioWorkletProcessor {
+  // batches 8 render quanta (~21 ms) per message: a message per 128-frame quantum
+  // (~350 a second) costs the page more than the audio work itself
+  constructor() { super(); this.buf = new Float32Array(1024); this.n = 0; }
   process(inputs) {
     const ch = inputs[0] && inputs[0][0];
-    if (ch) this.port.postMessage(ch.slice(0));
+    if (ch) {
+      this.buf.set(ch, this.n);
+      this.n += ch.length;
+      if (this.n + 128 > this.buf.length) {
+        this.port.postMessage(this.buf.slice(0, this.n));
+        this.n = 0;
+      }
+    }
     return true;
   }
 }
@@ -26,6 +35,7 @@ class VkPlayer extends AudioWorkletProcessor {
     this.queue = [];   // [{id, data: Float32Array (context rate), pos, ratio}]
     this.played = {};  // reply id -> 24 kHz samples played
     this.since = 0;
+    this.dirty = false;
     this.port.onmessage = (e) => {
       const m = e.data;
       if (m.type === "audio") this.queue.push({ id: m.id, data: m.data, pos: 0, ratio: m.ratio });
@@ -33,9 +43,11 @@ class VkPlayer extends AudioWorkletProcessor {
     };
   }
   report(force) {
-    if (force || this.since >= sampleRate / 20) {
+    // every ~50 ms while something plays; nothing while silent
+    if (force || (this.dirty && this.since >= sampleRate / 20)) {
       this.port.postMessage({ played: this.played, queued: this.queue.length });
       this.since = 0;
+      this.dirty = false;
     }
   }
   process(inputs, outputs) {
@@ -47,6 +59,7 @@ class VkPlayer extends AudioWorkletProcessor {
       out.set(q.data.subarray(q.pos, q.pos + n), i);
       q.pos += n; i += n;
       this.played[q.id] = (this.played[q.id] || 0) + n / q.ratio;
+      this.dirty = true;
       if (q.pos >= q.data.length) this.queue.shift();
     }
     for (; i < out.length; i++) out[i] = 0;
@@ -130,8 +143,10 @@ function initialize({ model }) {
           if (n > 0) { delta[id] = n; any = true; st.sentPlayed[id] = Math.floor(played[id]); }
         }
         st.played = played;
-        if (any) model.send({ type: "played", played: delta, ctx_time: st.ctx.currentTime });
-        for (const v of st.views) v();
+        if (any) {
+          model.send({ type: "played", played: delta, ctx_time: st.ctx.currentTime });
+          for (const v of st.views) v();
+        }
       };
     }
     if (st.ctx.state === "suspended") await st.ctx.resume();
@@ -191,10 +206,13 @@ function initialize({ model }) {
     if (st.stream) for (const t of st.stream.getTracks()) t.stop();
     st.source = st.capture = st.stream = null;
     if (st.player) st.player.port.postMessage({ type: "flush" });
+    // an idle context still runs its audio thread: suspend it until the next start
+    if (st.ctx && st.ctx.state === "running") st.ctx.suspend();
     setStatus("stopped");
   }
 
   function onCapture(block) {
+    st.blockWall = performance.timeOrigin + performance.now();
     let sum = 0;
     for (let i = 0; i < block.length; i++) sum += block[i] * block[i];
     const db = 10 * Math.log10(sum / block.length + 1e-12);
@@ -202,6 +220,9 @@ function initialize({ model }) {
     const muted = model.get("muted");
     const out = st.resampler.push(block);
     for (let i = 0; i < out.length; i++) st.pending.push(muted ? 0 : out[i]);
+    // chunk_ms: each message to the kernel costs the page a kernel busy/idle round
+    // (JupyterLab redraws its kernel status), so fewer, longer chunks cost less CPU
+    const CHUNK = Math.round((RATE * model.get("chunk_ms")) / 1000);
     while (st.pending.length >= CHUNK) {
       const pcm = new Int16Array(CHUNK);
       for (let i = 0; i < CHUNK; i++) {
@@ -209,7 +230,9 @@ function initialize({ model }) {
         pcm[i] = v < 0 ? v * 32768 : v * 32767;
       }
       st.pending.splice(0, CHUNK);
-      model.send({ type: "audio", frame: st.frames }, undefined, [pcm.buffer]);
+      // wall: when this chunk's last sample was captured (ms since the epoch, the
+      // machine's clock), for the kernel's mic -> kernel latency figures
+      model.send({ type: "audio", frame: st.frames, wall: st.blockWall }, undefined, [pcm.buffer]);
       st.frames += CHUNK;
     }
   }
@@ -262,7 +285,18 @@ function render({ model, el }) {
   const mute = html("label", {}, "");
   const muteBox = html("input", { type: "checkbox", className: "vk-ba-mute" });
   mute.append(muteBox, document.createTextNode(" mute"));
-  box.append(html("b", {}, "browser audio"), status, meter, mute, played, enable);
+  const picker = html("select", { className: "vk-ba-device", title: "microphone" });
+  box.append(html("b", {}, "browser audio"), status, meter, mute, picker, played, enable);
+  const fillDevices = () => {
+    const devices = model.get("devices") || [];
+    picker.replaceChildren(html("option", { value: "" }, "default microphone"),
+      ...devices.map(([label, id]) => html("option", { value: id }, label)));
+    picker.value = model.get("device_id") || "";
+    picker.style.display = devices.length > 1 ? "" : "none";
+  };
+  picker.onchange = () => { model.set("device_id", picker.value); model.save_changes(); };
+  model.on("change:devices", fillDevices);
+  fillDevices();
   el.append(box);
 
   muteBox.checked = model.get("muted");
@@ -284,7 +318,12 @@ function render({ model, el }) {
   model.on("change:error", draw);
   api.st.views.add(draw);
   draw();
-  const timer = setInterval(() => { meter.value = Math.max(-60, api.st.level); }, 100);
+  // the meter moves at 5 Hz and only by whole dB: every repaint of a big notebook costs
+  let shown = -60;
+  const timer = setInterval(() => {
+    const v = Math.round(Math.max(-60, api.st.level));
+    if (v !== shown) { meter.value = shown = v; }
+  }, 200);
   return () => { clearInterval(timer); api.st.views.delete(draw); };
 }
 

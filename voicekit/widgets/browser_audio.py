@@ -24,8 +24,10 @@ thread-safe) and keeps flowing while a cell runs.
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,12 @@ import traitlets
 
 from voicekit.audio.sinks import Played, Sink
 from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source
-from voicekit.errors import AudioError
+from voicekit.errors import AudioError, ConfigError
 
 __all__ = ["BrowserAudio"]
 
 RESYNC_SAMPLES = SAMPLE_RATE // 5  # play reports this far behind the clock move the head
+CLICK_LEVEL = 16000  # a sample this loud marks a chunk's "click" in latency records
 
 
 class BrowserAudio(anywidget.AnyWidget):
@@ -55,6 +58,11 @@ class BrowserAudio(anywidget.AnyWidget):
         Send silence instead of the microphone (the session keeps running).
     device_id : str
         A ``deviceId`` from :attr:`devices`; empty: the browser's default microphone.
+    chunk_ms : int
+        Milliseconds of audio per message to the kernel (20-200, default 50). Each message
+        costs the page a redraw of the kernel's busy/idle status: longer chunks cost the
+        page less CPU and add their length to the latency (see
+        benchmarks/bench_browser_audio.py for both figures).
 
     Attributes
     ----------
@@ -84,7 +92,19 @@ class BrowserAudio(anywidget.AnyWidget):
     auto_gain_control = traitlets.Bool(True).tag(sync=True)
     muted = traitlets.Bool(False).tag(sync=True)
     device_id = traitlets.Unicode("").tag(sync=True)
+    chunk_ms = traitlets.Int(50).tag(sync=True)
     devices: traitlets.List[Any] = traitlets.List([]).tag(sync=True)
+
+    @traitlets.validate("chunk_ms")
+    def _check_chunk(self, proposal: dict[str, Any]) -> int:
+        value = proposal["value"]
+        if not 20 <= value <= 200:
+            raise ConfigError(
+                f"chunk_ms ({value!r}) must be between 20 and 200 milliseconds; 50 is the "
+                "default, longer chunks cost the page less CPU and add latency",
+                field="chunk_ms",
+            )
+        return int(value)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(_vk_id=uuid.uuid4().hex, **kwargs)
@@ -102,6 +122,25 @@ class BrowserAudio(anywidget.AnyWidget):
         """The speaker end (what ``vk.Session(audio_out=b)`` uses)."""
         return self._sink
 
+    def latency(self) -> dict[str, float]:
+        """Microphone -> kernel latency of the recent chunks, in ms (p50, p95, max).
+
+        From the capture of a chunk's last sample in the page to its handling in the kernel
+        (both on this machine's clock when page and kernel share a machine; across machines
+        it includes their clock difference). It grows while a cell runs: the kernel reads
+        the page's messages only between cells.
+        """
+        lags = [k - p for _f, _i, p, k in self._source.arrivals if p is not None]
+        if not lags:
+            return {"p50": math.nan, "p95": math.nan, "max": math.nan, "chunks": 0}
+        a = np.asarray(lags)
+        return {
+            "p50": float(np.percentile(a, 50)),
+            "p95": float(np.percentile(a, 95)),
+            "max": float(a.max()),
+            "chunks": len(a),
+        }
+
     def __repr__(self) -> str:
         return f"<vk.BrowserAudio {self.status}{': ' + self.error if self.error else ''}>"
 
@@ -109,7 +148,9 @@ class BrowserAudio(anywidget.AnyWidget):
     def _on_page(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
         kind = content.get("type")
         if kind == "audio" and buffers:
-            self._source.receive(int(content.get("frame", 0)), bytes(buffers[0]))
+            self._source.receive(
+                int(content.get("frame", 0)), bytes(buffers[0]), content.get("wall")
+            )
         elif kind == "played":
             self._sink.receive(content.get("played") or {})
         elif kind == "started":
@@ -133,6 +174,11 @@ class _PageSource(Source):
         self.link: AudioLink | None = None
         self._origin: int | None = None
         self._lock = threading.Lock()
+        # the last 10 minutes of chunks: (frame, loudest sample index or -1, page capture
+        # time of the chunk's last sample, kernel arrival time), both times in epoch ms
+        self.arrivals: collections.deque[tuple[int, int, float | None, float]] = collections.deque(
+            maxlen=12000
+        )
 
     def start(self, link: AudioLink) -> None:
         with self._lock:
@@ -144,8 +190,15 @@ class _PageSource(Source):
             self.link = None
         self.widget.send({"type": "stop"})
 
-    def receive(self, frame: int, data: bytes) -> None:
+    def receive(self, frame: int, data: bytes, wall: Any = None) -> None:
         """A chunk from the page: ``frame`` is its first sample on the capture clock."""
+        arrived = time.time() * 1000.0
+        samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
+        loud = int(np.abs(samples).argmax()) if len(samples) else -1
+        if loud >= 0 and abs(int(samples[loud])) < CLICK_LEVEL:
+            loud = -1
+        page = float(wall) if isinstance(wall, (int, float)) else None
+        self.arrivals.append((frame, loud, page, arrived))
         with self._lock:
             link = self.link
             if link is None:
@@ -153,7 +206,6 @@ class _PageSource(Source):
             if self._origin is None:
                 self._origin = round(link.now() * SAMPLE_RATE) - frame
             offset = self._origin + frame
-        samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
         link.push(samples, offset)
 
     def log(self, type_: str, **fields: Any) -> None:

@@ -132,6 +132,7 @@ class AgentPanel:
             )
         self._kwargs = {k: v for k, v in session_kwargs.items() if k not in _MANAGED}
         self._audio_in = session_kwargs.get("audio_in", "mic")
+        self._browser: Any = None
         self._audio_out = session_kwargs.get("audio_out", "speaker")
         self._api_key: str | None = session_kwargs.get("api_key")
         self.timeline_window = float(timeline_window)
@@ -358,9 +359,12 @@ class AgentPanel:
             titles=["agent", "turn detection", "prompt", "audio"],
         )
         settings.selected_index = 1
+        self.browser_box = w.Box()  # holds vk.BrowserAudio when an audio choice is "browser"
+        self.audio_output.observe(lambda _c: self._sync_visibility(), names="value")
         self.widget = w.VBox(
             [
                 w.HBox([self.start_button, self.status]),
+                self.browser_box,
                 self.message,
                 settings,
                 self.metrics,
@@ -402,6 +406,12 @@ class AgentPanel:
         ins: list[tuple[str, str]] = []
         outs: list[tuple[str, str]] = []
         spec_in, spec_out = self._audio_in, self._audio_out
+        for spec in (spec_in, spec_out):
+            if callable(getattr(spec, "as_source", None)):  # a vk.BrowserAudio: the panel's own
+                self._browser = spec
+        if self._browser is not None:
+            spec_in = "browser" if spec_in is self._browser else spec_in
+            spec_out = "browser" if spec_out is self._browser else spec_out
         if isinstance(spec_in, ScriptedUser):
             ins.append(("scripted user (as given)", "given"))
         elif isinstance(spec_in, Source) or not isinstance(spec_in, str):
@@ -420,13 +430,19 @@ class AgentPanel:
                 ins.append((f"microphone: {d['name']}", f"mic:{d['index']}"))
             if d["max_output_channels"] > 0:
                 outs.append((f"speaker: {d['name']}", f"speaker:{d['index']}"))
-        ins += [("WAV file…", "wav"), ("silence (no input)", "null")]
-        outs += [("none (timed as if played)", "null")]
+        ins += [
+            ("browser: this page's microphone (vk.BrowserAudio)", "browser"),
+            ("WAV file…", "wav"),
+            ("silence (no input)", "null"),
+        ]
+        outs += [("browser: this page's speaker", "browser"), ("none (timed as if played)", "null")]
         self.audio_input.options = ins
         self.audio_output.options = outs
 
         def pick(spec: Any, device: Any, kind: str, options: list[tuple[str, str]]) -> str:
             values = [v for _, v in options]
+            if isinstance(spec, str) and spec == "browser":
+                return "browser"
             if "given" in values:
                 return "given"
             if isinstance(spec, str) and spec == kind:
@@ -457,8 +473,9 @@ class AgentPanel:
         self.audio_output.value = pick(spec_out, kw.get("output_device"), "speaker", outs)
         if isinstance(spec_in, str) and spec_in == "mic" and self.audio_input.value == "null":
             self._say(
-                "No microphone found on the kernel's machine: choose a WAV file or a scripted "
-                "user in the audio tab (vk.AgentPanel(audio_in=vk.ScriptedUser([...])))."
+                "No microphone found on the kernel's machine: choose 'browser' in the audio tab "
+                "to use this page's microphone, or a WAV file, or a scripted user "
+                "(vk.AgentPanel(audio_in=vk.ScriptedUser([...])))."
             )
 
     # -- widget callbacks (kernel thread) ------------------------------------------------
@@ -526,6 +543,18 @@ class AgentPanel:
         self.api_key.layout.display = "none" if self.backend.value == "local" else ""
         self.url.layout.display = "" if self.backend.value == "url" else "none"
         self.wav_path.layout.display = "" if self.audio_input.value == "wav" else "none"
+        if "browser" in (self.audio_input.value, self.audio_output.value):
+            self.browser_box.children = (self.browser_audio(),)
+        else:
+            self.browser_box.children = ()
+
+    def browser_audio(self) -> Any:
+        """The panel's :class:`voicekit.BrowserAudio` (made on first use)."""
+        if self._browser is None:
+            from voicekit.widgets.browser_audio import BrowserAudio
+
+            self._browser = BrowserAudio()
+        return self._browser
 
     def _say(self, text: str, error: bool = False) -> None:
         color = "#d62728" if error else "#555"
@@ -593,6 +622,8 @@ class AgentPanel:
                     field="audio_in",
                 )
             kw["audio_in"] = path
+        elif choice_in == "browser":
+            kw["audio_in"] = self.browser_audio()
         elif choice_in.startswith("mic:"):
             kw["audio_in"], kw["input_device"] = "mic", int(choice_in.split(":", 1)[1])
         else:
@@ -600,6 +631,8 @@ class AgentPanel:
         choice_out = self.audio_output.value
         if choice_out == "given":
             kw["audio_out"] = self._audio_out
+        elif choice_out == "browser":
+            kw["audio_out"] = self.browser_audio()
         elif choice_out.startswith("speaker:"):
             kw["audio_out"], kw["output_device"] = "speaker", int(choice_out.split(":", 1)[1])
         else:

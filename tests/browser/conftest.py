@@ -23,16 +23,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         yield info
 
 
-@pytest.fixture(scope="module")
-def browser(server: dict[str, Any]) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the whole run (its sync API cannot be started twice)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--autoplay-policy=no-user-gesture-required", "--disable-gpu"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--autoplay-policy=no-user-gesture-required", "--disable-gpu"],
+    )
+    try:
+        yield b
+    finally:
+        b.close()

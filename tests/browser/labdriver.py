@@ -115,7 +115,8 @@ def kernel_state(server: dict[str, Any], notebook: str) -> str | None:
 
 def open_in_lab(page: Any, server: dict[str, Any], notebook: str) -> None:
     """Open ``notebook`` in JupyterLab and wait for its kernel."""
-    page.goto(f"{server['base']}/lab/tree/{notebook}?token={server['token']}")
+    # ?reset: a fresh workspace, not the tabs an earlier page left open
+    page.goto(f"{server['base']}/lab/tree/{notebook}?reset&token={server['token']}")
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
     wait_for(page, lambda: kernel_state(server, notebook) == "idle", "kernel", 60)
     page.keyboard.press("Escape")  # a first-start dialog, if any
@@ -125,12 +126,13 @@ def run_all(page: Any, timeout: float) -> None:
     """Run > Run All Cells, as a user would; wait until every code cell has run."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.get_by_text("Run All Cells", exact=True).click()
-    errors = page.locator(".jp-OutputArea-output[data-mime-type*='error']")
+    shown = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    errors = f"{shown} .jp-OutputArea-output[data-mime-type*='error']"
 
     def all_ran() -> bool:
-        if errors.count():
-            raise AssertionError(text(page, ".jp-OutputArea-output[data-mime-type*='error']"))
-        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        if page.locator(errors).count():
+            raise AssertionError(text(page, errors))
+        prompts = page.locator(f"{shown} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
         return bool(prompts) and all(p.strip()[1:-2].isdigit() for p in prompts)
 
     wait_for(page, all_ran, "Run All", timeout)

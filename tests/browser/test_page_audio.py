@@ -46,28 +46,25 @@ def capture_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fake_mic_browser(capture_wav: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={capture_wav}%noloop",
-                "--autoplay-policy=no-user-gesture-required",
-                "--disable-gpu",
-            ],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+def fake_mic_browser(playwright: Any, capture_wav: Path) -> Iterator[Any]:
+    b = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={capture_wav}%noloop",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-gpu",
+        ],
+    )
+    try:
+        yield b
+    finally:
+        b.close()
 
 
-def _events(root: Path) -> list[dict[str, Any]]:
-    files = sorted(root.glob("ba-logs/*/events.jsonl"))
+def _events(root: Path, logs: str = "ba-logs") -> list[dict[str, Any]]:
+    files = sorted(root.glob(f"{logs}/*/events.jsonl"))
     if not files:
         return []
     out = []
@@ -123,9 +120,61 @@ def test_browser_audio_talks_and_is_interrupted(server: dict[str, Any], fake_mic
 
     cut = page_played()
     wait_for(page, lambda: page_played() > cut + 24000 // 2, "the answer in the page", 20)
+    # the answer played to its end, all of it: what the page reported matches what was sent
+    answer = of("playback.start")[1]["reply_id"]
+    wait_for(page, lambda: answer in {e["reply_id"] for e in of("playback.stop")}, "end", 30)
+    done = {e["reply_id"]: e for e in of("playback.stop")}[answer]
+    sent = sum(e["samples"] for e in of("reply.audio") if e["reply_id"] == answer)
+    assert done["reason"] == "completed" and abs(done["played"] - sent) <= 0.02 * sent, (done, sent)
     started = of("audio.browser")
     assert started and started[0]["rate"] in (44100, 48000), started
     assert not [e for e in of("error") if str(e.get("code", "")).startswith("browser_")]
     shot(page, "browser-audio-2-answered")
     time.sleep(0.2)
     page.close()
+
+
+def test_a_denied_microphone_is_reported_and_the_session_runs_on(
+    server: dict[str, Any], playwright: Any
+) -> None:
+    """Without the fake permission prompt, headless chromium denies the microphone."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("import voicekit as vk\nb = vk.BrowserAudio()\nb"),
+        nbformat.v4.new_code_cell(
+            's = vk.Session(audio_in=b, audio_out=b, log_dir="denied-logs", greeting="Hello.")\n'
+            "s.start()"
+        ),
+    ]
+    nbformat.write(nb, server["root"] / "denied.ipynb")
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--use-fake-device-for-media-stream", "--disable-gpu"]
+    )
+    try:
+        page = watch_console(browser.new_page(viewport={"width": 1400, "height": 900}))
+        open_in_lab(page, server, "denied.ipynb")
+        run_all(page, 120)
+        wait_for(page, lambda: "error" in text(page, ".vk-ba-status"), "the error", 20)
+        assert "allow the microphone" in text(page, ".vk-ba-status")
+        shot(page, "browser-audio-denied")
+    finally:
+        browser.close()
+    deadline = time.monotonic() + 20
+    while True:  # the session runs on in the kernel: wait for the greeting to end
+        events = _events(server["root"], "denied-logs")
+        if any(e["type"] == "reply.done" for e in events) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    codes = [e.get("code") for e in events if e["type"] == "error"]
+    assert "browser_permission_denied" in codes, codes
+    # the session itself went on: still connected, the agent's greeting still arriving
+    error_t = next(e["t"] for e in events if e.get("code") == "browser_permission_denied")
+    assert any(e["type"] == "session.ready" for e in events)
+    assert not [e for e in events if e["type"] in ("connection.closed", "session.stop")]
+    assert [e for e in events if e["type"] == "reply.done"], "the greeting never finished"
+    assert error_t > 0

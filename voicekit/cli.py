@@ -1,9 +1,9 @@
-"""Command line: ``python -m voicekit serve | demo | report``.
+"""Command line: ``python -m voicekit talk | demo | serve | report``.
 
 Face layer: thin wrappers over the library. Errors print one line saying what to do.
 
-Exit codes: 0 success, 1 runtime failure (a message says what failed), 2 bad usage,
-130 interrupted with Ctrl-C.
+Exit codes: 0 success (for ``talk`` and ``serve``, Ctrl-C is the normal end), 1 runtime
+failure (a message says what failed), 2 bad usage, 130 interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from voicekit._version import __version__
 from voicekit.errors import VoiceKitError
@@ -55,6 +56,141 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG_TALK = """examples:
+  python -m voicekit talk                                # the embedded stand-in agent
+  python -m voicekit talk --voice ivy --min-silence 400 --keyterm Paddington
+  python -m voicekit talk --url ws://10.0.0.5:8765/v1/ws # a stand-in agent for a class
+  ASSEMBLYAI_API_KEY=... python -m voicekit talk         # the hosted service
+Transcripts stream as they arrive; Ctrl-C ends and prints where the log bundle is.
+"""
+
+EPILOG_DEMO = """examples:
+  python -m voicekit demo                     # no sound card needed
+  python -m voicekit demo --log-dir /tmp/logs --voice claire
+Writes a log bundle and an HTML report next to it, and prints the summary.
+"""
+
+
+class _Transcript:
+    """Prints a session's conversation as it happens (called on the session's thread).
+
+    On a terminal, user partials and the agent's words update one line in place; else only
+    final lines are printed.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.partial = False
+        self.lock = threading.Lock()
+
+    def _line(self, text: str, final: bool = True) -> None:
+        with self.lock:
+            if self.tty:
+                self.out.write("\r\033[K" + text + ("\n" if final else ""))
+            elif final:
+                self.out.write(text + "\n")
+            self.out.flush()
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e["type"]
+        if kind == "transcript.user.delta" and self.tty:
+            self._line(f"  you: {e.get('text', '')}", final=False)
+        elif kind == "transcript.user":
+            self._line(f"  you: {e.get('text', '')}")
+        elif kind == "transcript.agent":
+            mark = " [interrupted]" if e.get("interrupted") else ""
+            self._line(f"agent: {e.get('text', '')}{mark}")
+        elif kind == "tool.call":
+            self._line(f"  [tool] {e.get('name')}({e.get('arguments', '')})")
+        elif kind == "error" and e.get("dir") != "local":
+            self._line(f"  [agent error] {e.get('message') or e.get('code')}")
+
+
+def _talk(args: argparse.Namespace) -> int:
+    from voicekit.protocol import TurnDetection
+    from voicekit.session import Session
+
+    td = TurnDetection(
+        vad_threshold=args.vad_threshold,
+        min_silence=args.min_silence,
+        max_silence=args.max_silence,
+        interrupt_response=False if args.no_interrupt else None,
+    )
+    session = Session(
+        url=args.url,
+        voice=args.voice,
+        keyterms=args.keyterm or None,
+        turn_detection=td,
+        greeting=args.greeting,
+        audio_in=args.input or "mic",
+        audio_out=args.output or "speaker",
+        input_device=args.input_device,
+        output_device=args.output_device,
+        log_dir=args.log_dir,
+    )
+    session.on("*", _Transcript(sys.stdout))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        session.start()
+        print(
+            f"voicekit talk: {session.backend} agent ready, voice {session.config.voice}; "
+            "speak (Ctrl-C ends)",
+            flush=True,
+        )
+        while not stop.wait(0.2) and session.status == "ready":
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log = session.stop()
+        if log is not None:
+            print(f"\nlog: {log.path}", flush=True)
+    if session.status == "error" and session.last_error is not None:
+        raise session.last_error
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from voicekit.analysis import report
+    from voicekit.session import Session
+    from voicekit.testing.scripted import BargeIn, Say, ScriptedUser
+
+    def get_weather(city: str) -> dict[str, Any]:
+        """Current weather for a city."""
+        return {"city": city, "temp_c": 21, "sky": "clear"}
+
+    user = ScriptedUser(
+        [
+            Say("hello can you hear me"),
+            Say("what is the weather in paris"),
+            Say("please tell me about the trains to london tomorrow"),
+            BargeIn("no wait stop", after=1.0),
+            Say("thank you that is all"),
+        ]
+    )
+    print("voicekit demo: a scripted user talks to the embedded stand-in agent", flush=True)
+    session = Session(
+        voice=args.voice,
+        greeting="Hi! Ask me anything.",
+        tools=[get_weather],
+        audio_in=user,
+        audio_out="null",
+        log_dir=args.log_dir,
+    )
+    session.on("*", _Transcript(sys.stdout))
+    with session:
+        session.wait(args.timeout)
+    log = session.stop()
+    html = report(log, log.path / "report.html")
+    print(f"\nlog: {log.path}\nreport: {html}\nsummary:", flush=True)
+    for key, value in log.summary().items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"  {key:>24}: {shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m voicekit``."""
     parser = argparse.ArgumentParser(
@@ -64,6 +200,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"voicekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "talk",
+        help="talk to an agent with the microphone and speaker",
+        description="A conversation in the terminal through this machine's microphone and "
+        "speaker, logged like any session.",
+        epilog=EPILOG_TALK,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--url", help="an agent's ws:// URL (default: hosted with a key, else local)")
+    p.add_argument("--voice", help="the agent's voice, e.g. alba, ivy, claire")
+    p.add_argument("--greeting", help="what the agent says first")
+    p.add_argument("--vad-threshold", type=float, help="speech probability threshold, 0-1")
+    p.add_argument("--min-silence", type=int, help="ms of silence before a confident end of turn")
+    p.add_argument("--max-silence", type=int, help="ms of silence that always ends the turn")
+    p.add_argument("--no-interrupt", action="store_true", help="the user cannot barge in")
+    p.add_argument("--keyterm", action="append", help="a word to recognise (repeatable)")
+    p.add_argument("--input-device", help="microphone index or part of its name")
+    p.add_argument("--output-device", help="speaker index or part of its name")
+    p.add_argument("--input", help=argparse.SUPPRESS)  # a WAV instead of the microphone
+    p.add_argument("--output", help=argparse.SUPPRESS)  # "null" or a WAV path
+    p.add_argument("--log-dir", default="voicekit-logs", help="where the log bundle goes")
+    p.set_defaults(run=_talk)
+
+    p = sub.add_parser(
+        "demo",
+        help="a scripted conversation, no sound card needed",
+        description="A scripted user talks to the embedded stand-in agent; writes a log "
+        "bundle and an HTML report, prints the summary.",
+        epilog=EPILOG_DEMO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--voice", help="the agent's voice")
+    p.add_argument("--log-dir", default="voicekit-logs", help="where the log bundle goes")
+    p.add_argument("--timeout", type=float, default=120, help="seconds at most (default 120)")
+    p.set_defaults(run=_demo)
 
     p = sub.add_parser(
         "serve",

@@ -1,4 +1,4 @@
-"""`python -m voicekit serve`, reply.cancel, and the tool timeout apology."""
+"""`python -m voicekit serve | demo | talk`, reply.cancel, and the tool timeout apology."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rawclient import RawClient
@@ -55,6 +56,45 @@ def test_serve_command_prints_the_url_and_stops_on_sigterm() -> None:
     )
     assert bad.returncode == 1
     assert bad.stderr == "voicekit: error: port (-5) must be 0-65535; 0 picks a free port\n"
+
+
+def test_demo_command_runs_a_conversation_and_writes_a_report(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicekit", "demo", "--log-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "agent: Hi! Ask me anything." in out and "  you: " in out
+    assert "[tool] get_weather(" in out and "[interrupted]" in out
+    report = next(line for line in out.splitlines() if line.startswith("report: "))[8:]
+    assert Path(report).exists() and "<img" in Path(report).read_text()
+    summary = dict(
+        line.strip().split(": ", 1) for line in out.split("summary:")[1].strip().splitlines()
+    )
+    log = vk.load_log(Path(report).parent)
+    assert int(summary["turns"]) == len(log.turns) >= 4
+    assert int(summary["barge_ins"]) == len(log.barge_ins) >= 1
+
+
+def test_talk_command_help_and_bad_input() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "voicekit", "talk", "--help"], capture_output=True, text=True
+    ).stdout
+    for flag in ("--voice", "--vad-threshold", "--min-silence", "--max-silence"):
+        assert flag in help_text
+    assert "--no-interrupt" in help_text and "--keyterm" in help_text and "examples:" in help_text
+    bad = subprocess.run(
+        [sys.executable, "-m", "voicekit", "talk", "--vad-threshold", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("voicekit: error: vad_threshold (2.0) must be a number")
+    assert bad.stderr.count("\n") == 1  # one line
 
 
 def test_reply_cancel_and_tool_timeout(agent) -> None:

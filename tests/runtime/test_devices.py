@@ -195,3 +195,67 @@ def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp
     question, _ = read_wav(tmp_path / "question.wav")
     voiced = question[np.flatnonzero(np.abs(question) > 500)[0] :][:12000]
     assert _best_match(voiced, log.user_audio)[0] > 0.9
+
+
+def test_talk_command_through_pulseaudio(pulse: dict[str, str], tmp_path: Path, agent) -> None:
+    """``python -m voicekit talk``: microphone in, transcripts out, Ctrl-C ends with the log."""
+    import queue
+    import signal
+    import threading
+
+    from voicekit.audio.wav import write_wav
+    from voicekit.local.speech import USER_STYLE, synthesize
+
+    question = tmp_path / "question.wav"
+    write_wav(question, synthesize("what is the weather in paris", USER_STYLE).samples, 24000)
+    args = ["talk", "--url", agent.url, "--input-device", "pulse", "--output-device", "pulse"]
+    args += ["--voice", "ivy", "--min-silence", "500", "--log-dir", str(tmp_path / "logs")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicekit", *args],
+        env=pulse,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
+    seen: list[str] = []
+
+    def until(predicate, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                seen.append(lines.get(timeout=0.2).rstrip("\n"))
+            except queue.Empty:
+                continue
+            if predicate(seen[-1]):
+                return
+        proc.kill()
+        raise AssertionError(f"timed out; output so far: {seen}; {proc.stderr.read()[-2000:]}")
+
+    try:
+        until(lambda x: "ready" in x and "voice ivy" in x, 30)
+        time.sleep(0.5)
+        subprocess.run(["paplay", "--device=vk_mic", str(question)], env=pulse, check=True)
+        until(lambda x: x.startswith("  you:") and ("weather" in x or "paris" in x), 20)
+        until(lambda x: x.startswith("agent:"), 20)
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.wait(30)
+    reader.join(10)  # stdout: read by the thread into ``lines``
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 0, err[-2000:]
+    while not lines.empty():
+        seen.append(lines.get().rstrip("\n"))
+    logs = [x for x in seen if x.startswith("log: ")]
+    assert logs, (seen, err[-2000:])
+    log = vk.load_log(logs[-1][5:])
+    sent = log.of_type("session.update", direction="send")[0]["session"]
+    assert sent["output"]["voice"] == "ivy"
+    assert sent["input"]["turn_detection"] == {"min_silence": 500}
+    assert log.of_type("playback.start")  # the answer went to the speaker

@@ -1,29 +1,70 @@
-"""The notebooks run top to bottom against the embedded stand-in agent."""
+"""Every notebook runs top to bottom against the embedded stand-in agent, headless (nbclient).
+
+Each must run with no key, no network and no sound card, show no error output, and start
+with what it teaches and end with what to try next. Committed notebooks carry no outputs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
+ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+
+# what each notebook's outputs must show, beyond "no errors"
+EXPECT: dict[str, list[str]] = {
+    "quickstart.ipynb": ["fto", "endpoint_delay"],
+    "tools.ipynb": ["tool.call", "tool_dead_air", "get_weather"],
+    "barge-in-and-echo.ipynb": ["interruption", "heard_fraction", "completed", "correlation"],
+    "tuning.ipynb": ["min_silence", "premature"],
+}
 
 
-@pytest.mark.slow
-def test_quickstart_runs_and_shows_the_turn_table(tmp_path, monkeypatch) -> None:
+def _run(name: str, tmp_path: Path) -> list[Any]:
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
-    nb = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(
-        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    html = " ".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
-    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert views, "the AgentPanel cell displayed no widget"
-    assert "fto" in html and "endpoint_delay" in html  # the turn table was shown
-    assert any("image/png" in o.get("data", {}) for o in outputs)  # and the timeline
-    assert list((tmp_path / "voicekit-logs").iterdir())  # the session was logged
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+
+
+def test_every_notebook_is_checked_and_committed_without_outputs() -> None:
+    import nbformat
+
+    assert set(ALL) == set(EXPECT), "add the new notebook's expectations to EXPECT"
+    for name in ALL:
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.outputs or c.execution_count for c in code), f"{name}: strip outputs"
+        first, last = nb.cells[0].source, nb.cells[-1].source
+        assert first.startswith("# "), f"{name}: start with a title and what it teaches"
+        if name != "quickstart.ipynb":
+            assert "What this teaches" in first and "What to try next" in last, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_notebook_runs_headless(name: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("ASSEMBLYAI_API_KEY", raising=False)
+    outputs = _run(name, tmp_path)
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0].get("traceback", "")[-3:]
+    shown = " ".join(
+        str(o.get("text", "")) + " ".join(str(v) for v in o.get("data", {}).values())
+        for o in outputs
+    )
+    for needle in EXPECT[name]:
+        assert needle in shown, f"{name}: {needle!r} not in the outputs"
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no plot"
+    assert list((tmp_path / "voicekit-logs").rglob("meta.json")), "no session was logged"
+    if name == "quickstart.ipynb":
+        views = [
+            o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        ]
+        assert views, "the AgentPanel cell displayed no widget"

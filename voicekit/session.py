@@ -646,7 +646,11 @@ class Session:
             if self._ended is not None:
                 self._ended.set()
         elif kind == "input.speech.started":
-            self._barge_in("speech_started")
+            td = self.config.turn_detection
+            if td is None or td.interrupt_response is not False:
+                # with interrupt_response false the agent's reply goes on (protocol §5.1.3):
+                # flushing here would cut what the user is meant to hear
+                self._barge_in("speech_started")
         elif kind == "reply.started":
             rid = str(fields.get("reply_id", ""))
             self._replies.setdefault(rid, _ReplyPlayback(rid))

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -106,3 +107,24 @@ def test_interpreter_exit_stops_a_running_session(agent, tmp_path) -> None:
     log = vk.load_log(bundle)
     kinds = [e["type"] for e in log.raw_events]
     assert kinds[-1] == "session.stop" and "session.end" in kinds
+
+
+def test_with_interrupt_response_off_the_user_never_cuts_the_agent(agent, tmp_path) -> None:
+    """Protocol §5.1.3: interrupt_response false disables barge-in; the client keeps playing."""
+    user = vk.ScriptedUser(
+        [vk.Say("please tell me about the trains to london tomorrow"), vk.BargeIn("no wait stop")]
+    )
+    with vk.Session(
+        url=agent.url,
+        audio_in=user,
+        audio_out="null",
+        log_dir=tmp_path,
+        turn_detection=vk.TurnDetection(interrupt_response=False),
+    ) as s:
+        assert s.wait(60)
+        time.sleep(3)  # the answer to the barge-in
+    log = s.stop()
+    stops = log.of_type("playback.stop")
+    assert stops and all(e["reason"] == "completed" for e in stops), stops
+    assert all(e["dropped"] == 0 for e in stops)
+    assert not [e for e in log.of_type("reply.done") if e["status"] == "interrupted"]

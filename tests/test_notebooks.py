@@ -6,6 +6,7 @@ with what it teaches and end with what to try next. Committed notebooks carry no
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ EXPECT: dict[str, list[str]] = {
     "tools.ipynb": ["tool.call", "tool_dead_air", "get_weather"],
     "barge-in-and-echo.ipynb": ["interruption", "heard_fraction", "completed", "correlation"],
     "tuning.ipynb": ["min_silence", "premature"],
+    "analysing-logs.ipynb": ["session_id", "server_first_audio", "greeting_latency", "report"],
 }
+EXAMPLE_LOGS = NOTEBOOKS / "example-logs"
 
 
 def _run(name: str, tmp_path: Path) -> list[Any]:
@@ -28,6 +31,7 @@ def _run(name: str, tmp_path: Path) -> list[Any]:
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    shutil.copytree(EXAMPLE_LOGS, tmp_path / "example-logs")  # where the notebook finds them
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
@@ -36,6 +40,9 @@ def _run(name: str, tmp_path: Path) -> list[Any]:
 
 def test_every_notebook_is_checked_and_committed_without_outputs() -> None:
     import nbformat
+
+    metas = list(EXAMPLE_LOGS.glob("*/meta.json"))
+    assert len(metas) >= 2, "run: python notebooks/make_example_logs.py"
 
     assert set(ALL) == set(EXPECT), "add the new notebook's expectations to EXPECT"
     for name in ALL:
@@ -62,7 +69,10 @@ def test_notebook_runs_headless(name: str, tmp_path, monkeypatch) -> None:
     for needle in EXPECT[name]:
         assert needle in shown, f"{name}: {needle!r} not in the outputs"
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no plot"
-    assert list((tmp_path / "voicekit-logs").rglob("meta.json")), "no session was logged"
+    if name == "analysing-logs.ipynb":
+        assert (tmp_path / "example-report.html").exists()
+    else:
+        assert list((tmp_path / "voicekit-logs").rglob("meta.json")), "no session was logged"
     if name == "quickstart.ipynb":
         views = [
             o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})

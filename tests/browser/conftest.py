@@ -23,9 +23,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         yield info
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    """One Playwright driver for the whole run (its sync API cannot be started twice)."""
+    """One Playwright driver per test module.
+
+    Its sync API cannot be started twice at once, and while it runs it holds an event loop
+    in the main thread (``asyncio.run`` then fails), so it must stop with its module.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

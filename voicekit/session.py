@@ -503,6 +503,7 @@ class Session:
         credential = self._resume_token if resume and self._resume_token else self._api_key
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
+        _abort(self._ws)  # a connection a failed resume attempt left open: its socket goes
         try:
             self._ws = await asyncio.wait_for(
                 connect(
@@ -889,6 +890,7 @@ class Session:
         if ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 1.0)
+            _abort(ws)  # a close handshake that timed out leaves the socket open
         pending = [t for t in self._tasks if t is not current]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
@@ -955,3 +957,10 @@ def _stop_all_at_exit() -> None:
 
 
 atexit.register(_stop_all_at_exit)
+
+
+def _abort(ws: Any) -> None:
+    """Drop a websocket's TCP connection now (no-op if it is closed or ``None``)."""
+    transport = getattr(ws, "transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.abort()

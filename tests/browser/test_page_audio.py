@@ -74,7 +74,8 @@ def _events(root: Path, logs: str = "ba-logs") -> list[dict[str, Any]]:
     return out
 
 
-def test_browser_audio_talks_and_is_interrupted(server: dict[str, Any], fake_mic_browser) -> None:
+def _notebook(path: Path, log_dir: str, greeting: str) -> None:
+    """Two cells: show a vk.BrowserAudio, start a session with it at both ends."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -84,11 +85,15 @@ def test_browser_audio_talks_and_is_interrupted(server: dict[str, Any], fake_mic
     nb.cells = [
         nbformat.v4.new_code_cell("import voicekit as vk\nb = vk.BrowserAudio()\nb"),
         nbformat.v4.new_code_cell(
-            f's = vk.Session(audio_in=b, audio_out=b, log_dir="ba-logs", greeting={GREETING!r})\n'
-            "s.start()"
+            f"s = vk.Session(audio_in=b, audio_out=b, log_dir={log_dir!r}, greeting={greeting!r})"
+            "\ns.start()"
         ),
     ]
-    nbformat.write(nb, server["root"] / "browser_audio.ipynb")
+    nbformat.write(nb, path)
+
+
+def test_browser_audio_talks_and_is_interrupted(server: dict[str, Any], fake_mic_browser) -> None:
+    _notebook(server["root"] / "browser_audio.ipynb", "ba-logs", GREETING)
     page = watch_console(fake_mic_browser.new_page(viewport={"width": 1400, "height": 900}))
     open_in_lab(page, server, "browser_audio.ipynb")
     run_all(page, 120)
@@ -138,20 +143,7 @@ def test_a_denied_microphone_is_reported_and_the_session_runs_on(
     server: dict[str, Any], playwright: Any
 ) -> None:
     """Without the fake permission prompt, headless chromium denies the microphone."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("import voicekit as vk\nb = vk.BrowserAudio()\nb"),
-        nbformat.v4.new_code_cell(
-            's = vk.Session(audio_in=b, audio_out=b, log_dir="denied-logs", greeting="Hello.")\n'
-            "s.start()"
-        ),
-    ]
-    nbformat.write(nb, server["root"] / "denied.ipynb")
+    _notebook(server["root"] / "denied.ipynb", "denied-logs", "Hello.")
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=["--use-fake-device-for-media-stream", "--disable-gpu"]
     )

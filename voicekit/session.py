@@ -167,9 +167,47 @@ class Session:
                 "ASSEMBLYAI_API_KEY, or use backend='local' for the offline stand-in agent",
                 field="api_key",
             )
+        if url is not None and not (
+            isinstance(url, str) and url.startswith(("ws://", "wss://")) and len(url) > 6
+        ):
+            raise ConfigError(
+                "url must be a WebSocket address starting with ws:// or wss://, e.g. "
+                "ws://127.0.0.1:8765/v1/ws (python -m voicekit serve prints one); got "
+                + (f"one starting {url[:6]!r}" if isinstance(url, str) else type(url).__name__),
+                field="url",
+            )
         self._url = url
         if voice is not None:
             check_voice(voice)
+        if isinstance(keyterms, str):
+            raise ConfigError(
+                f"keyterms must be a list of words or phrases, e.g. keyterms=[{keyterms!r}], "
+                "not a single string",
+                field="keyterms",
+            )
+        given: Any = tools  # checked for what the annotation promises
+        if callable(given) or isinstance(given, str) or not isinstance(given, Sequence):
+            raise ConfigError(
+                f"tools must be a list of functions, e.g. tools=[get_weather]; got "
+                f"{type(tools).__name__}",
+                field="tools",
+            )
+        if not (
+            isinstance(connect_timeout, (int, float))
+            and not isinstance(connect_timeout, bool)
+            and 0 < connect_timeout <= 300
+        ):
+            raise ConfigError(
+                f"connect_timeout ({connect_timeout!r}) must be a number of seconds in (0, 300], "
+                "e.g. 10",
+                field="connect_timeout",
+            )
+        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
+            raise ConfigError(
+                f"log_dir must be a directory path (str or pathlib.Path) or None for no log, "
+                f"got {type(log_dir).__name__}",
+                field="log_dir",
+            )
         self.tools: list[Tool] = [as_tool(t) for t in tools]
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):

@@ -121,7 +121,8 @@ def tool_schema(fn: Callable[..., Any], name: str | None = None) -> dict[str, An
     tool_name = str(name or getattr(fn, "__name__", ""))
     if not _NAME_RE.match(tool_name):
         raise ToolError(
-            f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-'; pass name=..."
+            f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-'; name it: "
+            "vk.as_tool(fn, name='lookup_order') (a lambda has no usable name)"
         )
     doc = inspect.getdoc(fn) or ""
     description = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
@@ -293,7 +294,9 @@ def as_tool(
     if isinstance(fn, Tool):
         return fn
     if not callable(fn):
-        raise ToolError(f"tools entries must be callables, got {type(fn).__name__}")
+        raise ToolError(
+            f"tools entries must be functions (or vk.as_tool(...)), got {type(fn).__name__}"
+        )
     if not 0 < timeout_s <= 300:
         raise ToolError(f"timeout_s ({timeout_s}) must be in (0, 300] seconds")
     if execution_mode not in ("interactive", "hold"):

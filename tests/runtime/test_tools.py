@@ -73,7 +73,7 @@ def test_schema_errors_name_the_parameter_and_the_fix() -> None:
         tool_schema(odd)
     with pytest.raises(ToolError, match="tool name"):
         tool_schema(get_weather, name="has space")
-    with pytest.raises(ToolError, match="callables"):
+    with pytest.raises(ToolError, match="must be functions"):
         as_tool("get_weather")  # type: ignore[arg-type]
     with pytest.raises(ToolError, match="timeout_s"):
         as_tool(get_weather, timeout_s=0)

@@ -24,6 +24,7 @@ definitions leave open are written here:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -486,7 +487,7 @@ ECHO_MAX_DELAY_S = 0.5
 ECHO_CORRELATION = 0.5  # normalised correlation above which the user track holds the agent
 
 
-def echo_check(log: SessionLog) -> dict[str, Any]:
+def echo_check(log: SessionLog | str | os.PathLike[str]) -> dict[str, Any]:
     """Does the user track hold the agent's own playback (speaker into microphone)?
 
     Cross-correlates ``user.wav`` with ``agent.wav`` (8 kHz envelopes of the whole session)
@@ -499,7 +500,9 @@ def echo_check(log: SessionLog) -> dict[str, Any]:
         (normalised, 0-1) and ``level_db`` (echo level relative to the agent's playback).
     """
     from voicekit.audio.resample import resample
+    from voicekit.logformat.reader import as_log
 
+    log = as_log(log)
     user, _ = log.audio("user")
     agent, _ = log.audio("agent")
     n = min(len(user), len(agent))

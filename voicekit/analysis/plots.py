@@ -7,6 +7,7 @@ Every function takes ``ax=None`` (a new Figure is made and returned) or an Axes 
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +42,21 @@ def _pd() -> Any:
     return pandas
 
 
+def _table(data: Any, field: str = "df") -> Any:
+    """A turn table: a DataFrame as it is; a SessionLog or a bundle path gives its ``turns``."""
+    if isinstance(data, _pd().DataFrame):
+        return data
+    from voicekit.logformat.reader import as_log
+
+    return as_log(data, field).turns
+
+
 def _label(text: str, width: int = 28) -> str:
     return textwrap.shorten(text, width, placeholder="…") if text else ""
 
 
 def plot_timeline(
-    log: SessionLog,
+    log: SessionLog | str | os.PathLike[str],
     start: float | None = None,
     end: float | None = None,
     waveforms: bool = True,
@@ -56,14 +66,17 @@ def plot_timeline(
 
     Parameters
     ----------
-    log : SessionLog
+    log : SessionLog or path
+        A session's log, or the path of its bundle.
     start, end : float, optional
         The window in seconds (default: the whole session).
     waveforms : bool
         Draw the audio envelopes in the lanes (read by memory map, decimated).
     """
     from voicekit.analysis.metrics import _AgentTrack, _replies, user_segments
+    from voicekit.logformat.reader import as_log
 
+    log = as_log(log)
     fig, ax = _axes(ax, (11, 3.4))
     t0 = 0.0 if start is None else start
     t1 = log.duration if end is None else end
@@ -230,6 +243,7 @@ def _envelope(
 def plot_latency(df: pd.DataFrame, by: str = "epoch", ax: Axes | None = None) -> Figure:
     """Distributions of fto, endpoint_delay and server_first_audio per group (box plots)."""
     metrics = ["fto", "endpoint_delay", "server_first_audio"]
+    df = _table(df)
     if by not in df.columns:
         from voicekit.errors import ConfigError
 
@@ -267,6 +281,7 @@ def plot_latency(df: pd.DataFrame, by: str = "epoch", ax: Axes | None = None) ->
 
 def plot_fto(df: pd.DataFrame, ax: Axes | None = None, bins: int = 30) -> Figure:
     """Histogram of the floor-transfer offset with the human reference band (0-200 ms)."""
+    df = _table(df)
     fig, ax = _axes(ax, (8, 3.2))
     values = df["fto"].dropna().to_numpy() if "fto" in df else np.zeros(0)
     ax.axvspan(*HUMAN_BAND, color="green", alpha=0.15, label="human modal gap 0-200 ms")
@@ -289,7 +304,12 @@ def plot_fto(df: pd.DataFrame, ax: Axes | None = None, bins: int = 30) -> Figure
 
 def plot_barge_ins(data: SessionLog | pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Detection latency, stop latency and residual (s) by kind, and the heard fraction."""
-    df: Any = data if isinstance(data, _pd().DataFrame) else data.barge_ins
+    if isinstance(data, _pd().DataFrame):
+        df: Any = data
+    else:
+        from voicekit.logformat.reader import as_log
+
+        df = as_log(data, "data").barge_ins
     fig, ax = _axes(ax, (9, 3.2))
     cols = ["detect_latency", "stop_latency", "residual"]
     kinds = sorted(df["kind"].dropna().unique()) if len(df) else []
@@ -327,6 +347,16 @@ def plot_sweep(
 
     Error bars show the spread across repeats (interquartile range of per-run medians).
     """
+    df = _table(df)
+    for name in (x, *y):
+        if name not in df:
+            from voicekit.errors import ConfigError
+
+            raise ConfigError(
+                f"{name!r} is not a column of the sweep table; pass x= and y= columns of it, "
+                "e.g. x='min_silence', y=('fto', 'premature')",
+                field="x" if name == x else "y",
+            )
     fig, ax = _axes(ax, (8, 3.4))
     latency, rate = y
     runs = df.groupby([x, "run"] if "run" in df else [x])

@@ -50,6 +50,14 @@ def report(
     for item in items:
         if isinstance(item, SessionLog):
             sessions.append(item)
+        elif not isinstance(item, (str, os.PathLike)):
+            from voicekit.errors import ConfigError
+
+            raise ConfigError(
+                f"logs must be a vk.SessionLog, a bundle path, a glob or a list of them, "
+                f"got {type(item).__name__}",
+                field="logs",
+            )
         else:
             sessions += [load_log(p) for p in find_logs(item)]
     if not sessions:

@@ -283,7 +283,12 @@ def make_source(spec: Any, device: int | str | None = None) -> Source:
     if isinstance(spec, (str, os.PathLike)) and (
         str(spec).lower().endswith(".wav") or Path(spec).exists()
     ):
-        return ArraySource(spec)
+        try:
+            return ArraySource(spec)
+        except AudioError as exc:
+            if str(exc).startswith("audio_in"):
+                raise
+            raise AudioError(f"audio_in: {exc}; pass a PCM WAV file (any rate)") from None
     if hasattr(spec, "generate") or hasattr(spec, "start"):
         raise AudioError(
             f"audio_in object {type(spec).__name__} must subclass voicekit.audio.Source"

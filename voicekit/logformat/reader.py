@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from voicekit.errors import LogFormatError
+from voicekit.errors import ConfigError, LogFormatError
 from voicekit.logformat.writer import FORMAT
 
-__all__ = ["SUPPORTED_FORMATS", "LogFormatWarning", "SessionLog", "load_log"]
+__all__ = ["SUPPORTED_FORMATS", "LogFormatWarning", "SessionLog", "as_log", "load_log"]
 
 SUPPORTED_FORMATS = (FORMAT,)
 
@@ -263,3 +263,22 @@ def load_log(path: str | os.PathLike[str]) -> SessionLog:
         If the bundle cannot be read at all, naming the file and what to do.
     """
     return SessionLog(path)
+
+
+def as_log(value: Any, field: str = "log") -> SessionLog:
+    """``value`` as a :class:`SessionLog`: a log as it is, a bundle path loaded.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is neither, naming ``field`` and what to pass.
+    """
+    if isinstance(value, SessionLog):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return load_log(value)
+    raise ConfigError(
+        f"{field} must be a vk.SessionLog (what session.stop() and vk.load_log(path) return) "
+        f"or the path of a log bundle, got {type(value).__name__}",
+        field=field,
+    )

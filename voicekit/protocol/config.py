@@ -118,7 +118,8 @@ class TurnDetection:
         lo, hi = self.min_silence, self.max_silence
         if lo is not None and hi is not None and lo > hi:
             raise ConfigError(
-                f"min_silence ({lo} ms) must not exceed max_silence ({hi} ms)",
+                f"min_silence ({lo} ms) must not exceed max_silence ({hi} ms); lower min_silence "
+                "or raise max_silence",
                 field=f"{prefix}.min_silence",
             )
         if self.interrupt_response is not None and not isinstance(self.interrupt_response, bool):

@@ -119,13 +119,24 @@ class ScriptedUser(Source):
                 )
             text = getattr(step, "text", None)
             if text is not None and not str(text).strip():
-                raise ConfigError(f"steps[{i}].text is empty; give the words to say")
+                raise ConfigError(
+                    f"steps[{i}].text is empty; give the words to say", field=f"steps[{i}].text"
+                )
             if isinstance(step, Pause) and not step.seconds >= 0:
-                raise ConfigError(f"steps[{i}].seconds ({step.seconds}) must be >= 0")
+                raise ConfigError(
+                    f"steps[{i}].seconds ({step.seconds}) must be >= 0, e.g. vk.Pause(0.8)",
+                    field=f"steps[{i}].seconds",
+                )
             if isinstance(step, (BargeIn, Backchannel)) and not step.after >= 0:
-                raise ConfigError(f"steps[{i}].after ({step.after}) must be >= 0")
+                raise ConfigError(
+                    f"steps[{i}].after ({step.after}) must be >= 0 seconds into the reply",
+                    field=f"steps[{i}].after",
+                )
         if not 0 <= gap[0] <= gap[1]:
-            raise ConfigError(f"gap {gap} must be (low, high) with 0 <= low <= high")
+            raise ConfigError(
+                f"gap {gap} must be (low, high) seconds with 0 <= low <= high, e.g. (0.2, 0.6)",
+                field="gap",
+            )
         self.steps: list[Step] = steps
         self.gap = gap
         self.response_timeout = response_timeout

@@ -130,6 +130,12 @@ class AgentPanel:
                 f"timeline_fps ({timeline_fps!r}) must be between 0 (off) and 10",
                 field="timeline_fps",
             )
+        if not timeline_window > 0:
+            raise ConfigError(
+                f"timeline_window ({timeline_window!r}) must be a positive number of seconds, "
+                "e.g. 30",
+                field="timeline_window",
+            )
         self._kwargs = {k: v for k, v in session_kwargs.items() if k not in _MANAGED}
         self._audio_in = session_kwargs.get("audio_in", "mic")
         self._browser: Any = None

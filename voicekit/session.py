@@ -279,6 +279,10 @@ class Session:
     @property
     def url(self) -> str:
         """The agent's WebSocket URL (never with a token in it)."""
+        return self._url_for_log()
+
+    def _connect_url(self) -> str:
+        """The URL to connect to, with its ``?token=`` if one was given."""
         if self._url is not None:
             return self._url
         if self.backend == "assemblyai":
@@ -344,7 +348,7 @@ class Session:
             raise VoiceKitError(
                 f"session already {self.status}; create a new vk.Session to start again"
             )
-        url = self.url  # starts the embedded agent if needed, in this thread
+        url = self._connect_url()  # starts the embedded agent if needed, in this thread
         self.status = "connecting"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -492,7 +496,7 @@ class Session:
     def _url_for_log(self) -> str:
         from urllib.parse import urlsplit, urlunsplit
 
-        parts = urlsplit(self.url)
+        parts = urlsplit(self._connect_url())
         return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
     async def _astart(self, url: str) -> None:
@@ -552,6 +556,7 @@ class Session:
                     ping_interval=20,
                     ping_timeout=20,
                     user_agent_header=f"voicekit/{self._meta()['voicekit']}",
+                    logger=_MaskedLogger(self._secrets),
                 ),
                 self.connect_timeout,
             )
@@ -576,6 +581,14 @@ class Session:
             self._proto.connect()
         self._flush()
         self._spawn(self._reader(self._ws), "voicekit-reader")
+
+    def _secrets(self) -> list[str]:
+        """This session's credentials: API key, resume token, ``?token=`` of the URL."""
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(self._url or "").query)
+        found = [self._api_key, self._resume_token, *query.get("token", [])]
+        return [s for s in found if s]
 
     def _flush(self, *, spawn: bool = True) -> None:
         """Log what the protocol has queued and hand it to the sender.
@@ -708,7 +721,15 @@ class Session:
         from voicekit.audio import b64decode_audio, decode_from_wire
 
         raw = b64decode_audio(data)
-        return np.asarray(decode_from_wire(raw, self.config.output_format.encoding), np.int16)
+        encoding = self.config.output_format.encoding
+        if encoding == "audio/pcm" and len(raw) % 2:  # played without its last byte
+            self._emit(
+                "error",
+                where="reply.audio",
+                message=f"reply.audio data has an odd number of PCM16 bytes ({len(raw)}); "
+                "the last byte was dropped",
+            )
+        return np.asarray(decode_from_wire(raw, encoding), np.int16)
 
     # -- agent audio and playback ----------------------------------------------------
     def _on_reply_audio(self, reply_id: str, samples: NDArray[np.int16]) -> None:
@@ -898,7 +919,7 @@ class Session:
             if self._stopping:
                 return
             try:
-                await self._connect(self.url, resume=True)
+                await self._connect(self._connect_url(), resume=True)
                 await asyncio.wait_for(asyncio.shield(self._ready), self.connect_timeout)
             except ServerError as exc:
                 self.last_error = exc
@@ -985,6 +1006,31 @@ class Session:
             subscribers = list(self._subscribers)
         for q in subscribers:
             q.put(item)
+
+
+class _MaskedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' client logger with the session's credentials masked.
+
+    At DEBUG websockets logs the request line (``?token=``) and every header
+    (``Authorization``) of the handshake; a notebook user debugging a connection turns that on.
+    """
+
+    def __init__(self, secrets: Callable[[], list[str]]) -> None:
+        super().__init__(logging.getLogger("websockets.client"), {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(map(str, (msg, *args)))
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        from voicekit.logformat import scrub
+
+        self.logger.log(level, "%s", scrub(text), **kwargs)
 
 
 def _stop_all_at_exit() -> None:

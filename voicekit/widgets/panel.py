@@ -206,13 +206,15 @@ class AgentPanel:
             style=style,
         )
         self.api_key.observe(self._on_key, names="value")
+        self._url_token: str | None = None  # a ?token= of the URL: kept out of the widget
         self.url = w.Text(
             description="URL",
-            value=kw.get("url") or "",
+            value=self._take_token(kw.get("url") or ""),
             placeholder="ws://host:8765/v1/ws",
             style=style,
             layout=wide(),
         )
+        self.url.observe(self._on_url, names="value")
         self.backend.observe(lambda _c: self._sync_visibility(), names="value")
 
         # voice
@@ -493,6 +495,23 @@ class AgentPanel:
         self.api_key.value = ""  # never kept in widget state or the saved notebook
         self.api_key.placeholder = self._key_placeholder(None)
 
+    def _take_token(self, url: str) -> str:
+        """``url`` without its ``token`` query parameter, which is kept privately."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        tokens = [v for k, v in query if k == "token"]
+        if not tokens:
+            return url
+        self._url_token = tokens[-1]
+        rest = urlencode([(k, v) for k, v in query if k != "token"])
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+
+    def _on_url(self, change: dict[str, Any]) -> None:
+        if "token=" in change["new"]:  # never kept in widget state or the saved notebook
+            self.url.value = self._take_token(change["new"])
+
     def _on_voice(self, _change: dict[str, Any]) -> None:
         self._describe_voice()
         running = self._running()
@@ -616,6 +635,11 @@ class AgentPanel:
                     field="url",
                 )
             kw["url"] = self.url.value.strip()
+            if self._url_token:
+                from urllib.parse import urlencode
+
+                sep = "&" if "?" in kw["url"] else "?"
+                kw["url"] += sep + urlencode({"token": self._url_token})
         choice_in = self.audio_input.value
         if choice_in == "given":
             given = self._audio_in
@@ -706,6 +730,37 @@ class AgentPanel:
         self.stop()
         self.restart_button.layout.display = "none"
         return self.start(wait=False)
+
+    def close(self) -> None:
+        """Stop the session and close every widget of the panel (idempotent).
+
+        ipywidgets keeps a widget (and through its observers the panel, ~1.5 MB) alive until
+        it is closed, so a notebook cell that makes a new panel each run should close the
+        old one. A :class:`vk.BrowserAudio` passed in by the caller is left open.
+        """
+        from ipywidgets import Widget
+
+        self.stop()
+        self._kernel.cancel("tick")
+        self._kernel.cancel("apply")
+        keep = {id(self._audio_in), id(self._audio_out)}
+        seen: set[int] = set()
+
+        def close_tree(widget: Any) -> None:
+            if id(widget) in seen or id(widget) in keep:
+                return
+            seen.add(id(widget))
+            for name in widget.keys:  # children, layout, style: widgets are traits too
+                value = getattr(widget, name, None)
+                for item in value if isinstance(value, (tuple, list)) else (value,):
+                    if isinstance(item, Widget):
+                        close_tree(item)
+            widget.close()
+
+        for value in list(vars(self).values()):  # also those not shown at the moment
+            if isinstance(value, Widget):
+                close_tree(value)
+        self._figure = None
 
     # -- live config -----------------------------------------------------------------------
     def _schedule_apply(self) -> None:

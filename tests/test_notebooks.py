@@ -22,8 +22,14 @@ EXPECT: dict[str, list[str]] = {
     "barge-in-and-echo.ipynb": ["interruption", "heard_fraction", "completed", "correlation"],
     "tuning.ipynb": ["min_silence", "premature"],
     "analysing-logs.ipynb": ["session_id", "server_first_audio", "greeting_latency", "report"],
-    "workshop.ipynb": ["✔ you took at least three turns", "stop_latency", "tool_dead_air",
-                       "sessions,", "premature", "a scripted user plays your part"],
+    "workshop.ipynb": [
+        "✔ you took at least three turns",
+        "stop_latency",
+        "tool_dead_air",
+        "sessions,",
+        "premature",
+        "a scripted user plays your part",
+    ],
 }
 EXAMPLE_LOGS = NOTEBOOKS / "example-logs"
 

@@ -931,6 +931,8 @@ class Session:
             self._emit("input.gap", duration=self.now() - lost_at, reason="resumed")
             return
         self.status = "error"
+        # nothing was sent since the drop: say so, as a resume does (the log stays continuous)
+        self._emit("input.gap", duration=self.now() - lost_at, reason="resume failed")
         self._emit("error", message=f"resume failed: {self.last_error}")
         await self._teardown()
 

@@ -9,13 +9,17 @@ Pipeline, per session::
 
     input.audio -> 24 kHz int16 -> 16 kHz -> Silero VAD (512-sample frames)
         -> turn detector (vad_threshold, min/max silence, continuation words)
-        -> pocketsphinx (streamed while the user speaks; partials -> transcript.user.delta)
+        -> pocketsphinx (streamed while the user speaks; partials -> transcript.user.delta;
+           in the server's recognition processes, see ``speech.asr_pool``)
         -> brain (text or a tool call) -> espeak-ng -> 24 kHz (or G.711) reply.audio,
            10 ms chunks paced in real time on absolute deadlines
 
 Threading: everything here runs on the server's loop, except the recogniser and synthesis,
 which run in the session's own single worker thread (order preserved, never blocking the
-loop, so one session's recognition never delays another session's audio pacing).
+loop). Recognition itself runs in a child process (pocketsphinx holds the interpreter lock
+while it decodes), so one session's recognition never delays another session's audio pacing.
+Input audio is read at most ``AUDIO_AHEAD_S`` ahead of real time and fed to the VAD in
+``AUDIO_SLICE_S`` slices, so a client flooding audio slows only itself.
 """
 
 from __future__ import annotations
@@ -59,6 +63,15 @@ BACKCHANNEL_MAX_S = 0.6  # voiced speech shorter than this never interrupts (uh-
 BACKCHANNEL_LONG_S = 1.0  # speech this long interrupts even before its words are known
 BACKCHANNEL_WORDS = BACKCHANNELS  # words that never make speech an interruption
 DEFAULT_TOOL_TIMEOUT_S = 120.0
+# Input audio may run this far ahead of real time; beyond it the socket is read at real-time
+# pace (TCP pushes back on the client): nothing is dropped, and a client sending faster than
+# real time costs the agent no more than a real-time one.
+AUDIO_AHEAD_S = 2.0
+AUDIO_SLICE_S = 0.1  # the loop runs other sessions between slices of one big input.audio
+# A reply speaks at most this much text (~90 s of speech), cut at a word: synthesis holds a
+# process-wide lock (~0.15 s and ~50 s of audio per 1000 characters), so a client asking
+# for a 1 MB greeting would otherwise stall every session's replies and take gigabytes.
+MAX_REPLY_CHARS = 2000
 
 
 @dataclasses.dataclass
@@ -135,6 +148,7 @@ class AgentSession:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.started_at = time.monotonic()
         self.audio_seconds = 0.0
+        self._audio_due = 0.0  # loop time at which the audio received so far would end
         self.closed = False
         self._send_lock = asyncio.Lock()
         self.delegate: AgentSession | None = None
@@ -231,6 +245,8 @@ class AgentSession:
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None
+        if self.pipeline is not None:
+            self.pipeline.close()
         self.pipeline = None
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -284,7 +300,11 @@ class AgentSession:
             1, thread_name_prefix=f"voicekit-agent-{session_id[-6:]}"
         )
         self._apply_config(config)
-        self.pipeline = await self._in_worker(_Pipeline, self)
+        pipeline = await self._in_worker(_Pipeline, self)
+        if self.closed:  # the socket closed while the pipeline was built
+            pipeline.close()
+            return
+        self.pipeline = pipeline
         if config.greeting:
             self._start_reply(config.greeting, is_greeting=True)
 
@@ -311,10 +331,24 @@ class AgentSession:
         from voicekit.audio import decode_from_wire
 
         pcm = np.asarray(decode_from_wire(wire, self.config.input_format.encoding), np.int16)
-        self.audio_seconds += len(pcm) / SAMPLE_RATE
-        for kind, value in self.pipeline.push(pcm):
+        seconds = len(pcm) / SAMPLE_RATE
+        self.audio_seconds += seconds
+        now = asyncio.get_running_loop().time()
+        self._audio_due = max(self._audio_due, now - AUDIO_AHEAD_S) + seconds
+        if self._audio_due > now:  # faster than real time, beyond the allowance: wait
+            await asyncio.sleep(self._audio_due - now)
+        step = int(AUDIO_SLICE_S * SAMPLE_RATE)
+        for pos in range(0, len(pcm), step):
+            if pos:
+                await asyncio.sleep(0)
+            if self.pipeline is None:
+                return
+            self._on_pipeline(self.pipeline.push(pcm[pos : pos + step]))
+
+    def _on_pipeline(self, events: list[tuple[str, Any]]) -> None:
+        for kind, value in events:
             if kind == "partial":
-                self.proto.user_delta(self.pipeline.item_id, value)
+                self.proto.user_delta(self.pipeline.item_id if self.pipeline else "", value)
             elif kind == "onset":
                 self._on_speech_onset()
             elif kind == "speaking":
@@ -409,7 +443,7 @@ class AgentSession:
             # reply.create while the greeting plays replaces it; otherwise cut the old one
             self._cancel_reply("interrupted")
         reply_id, item_id = self.proto.reply_started()
-        reply = _Reply(reply_id, item_id, text, is_greeting=is_greeting)
+        reply = _Reply(reply_id, item_id, _clip(text), is_greeting=is_greeting)
         self.reply = reply
         reply.task = self._spawn(self._speak(reply, preamble_of), f"voicekit-reply-{reply_id}")
         return reply
@@ -526,6 +560,14 @@ class AgentSession:
             waiter.set_result((result, is_error))
 
 
+def _clip(text: str) -> str:
+    """At most ``MAX_REPLY_CHARS`` of a reply's text, cut at a word boundary."""
+    if len(text) <= MAX_REPLY_CHARS:
+        return text
+    cut = text.rfind(" ", 0, MAX_REPLY_CHARS + 1)
+    return text[: cut if cut > 0 else MAX_REPLY_CHARS].rstrip()
+
+
 def _accepted_voices(era: str) -> set[str]:
     from voicekit.protocol import voice_ids
 
@@ -567,7 +609,8 @@ class _Pipeline:
         self.vad = SileroVad()
         self.detector = TurnDetector()
         keyterms = getattr(session.config, "keyterms", None) or ()
-        self.recognizer = Recognizer(keyterms)
+        pool = session.server.asr_pool
+        self.recognizer: Any = pool.recognizer(keyterms) if pool else Recognizer(keyterms)
         self.turn = _TurnParams(
             DEFAULT_VAD_THRESHOLD, DEFAULT_MIN_SILENCE_MS, DEFAULT_MAX_SILENCE_MS, True, 0
         )
@@ -660,6 +703,12 @@ class _Pipeline:
         """End the utterance (worker thread): (final text, voiced seconds)."""
         text = self.recognizer.finish()
         return text, self.utterance_frames * 0.032
+
+    def close(self) -> None:
+        """Release the recogniser (its decoder, when it lives in a recognition process)."""
+        close = getattr(self.recognizer, "close", None)
+        if close is not None:
+            close()
 
     def next_item(self) -> None:
         """A new item id for the next user turn."""

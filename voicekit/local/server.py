@@ -24,6 +24,7 @@ import hmac
 import http
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -37,6 +38,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.local.speech.asr_pool import AsrPool
 
 __all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
 
@@ -75,6 +77,10 @@ class AgentOptions:
         Let short backchannels ("uh-huh") interrupt the agent (default: they do not).
     cancel_status : str
         ``reply.done`` status after ``reply.cancel``: ``"cancelled"`` or ``"interrupted"``.
+    asr_processes : int
+        Speech recognition processes (default 2; each hosts the recognisers of its share of
+        the sessions). 0 runs recognition in the sessions' threads instead, which delays
+        other sessions' reply audio by up to ~90 ms (pocketsphinx holds the interpreter lock).
     """
 
     api_key: str | None = None
@@ -86,6 +92,7 @@ class AgentOptions:
     enforce_audio_rate: bool = False
     backchannels_interrupt: bool = False
     cancel_status: str = "cancelled"
+    asr_processes: int = 2
 
     def __post_init__(self) -> None:
         if self.profile not in ("realistic", "fast"):
@@ -101,6 +108,12 @@ class AgentOptions:
             raise ConfigError(
                 f"cancel_status ({self.cancel_status!r}) must be 'cancelled' or 'interrupted'",
                 field="cancel_status",
+            )
+        n = self.asr_processes
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 32:
+            raise ConfigError(
+                f"asr_processes ({n!r}) must be an integer 0-32; 0 recognises in threads",
+                field="asr_processes",
             )
 
 
@@ -122,9 +135,15 @@ class _Tokens:
         return expiry is not None and expiry > time.monotonic()
 
 
+def _header(request: Request, name: str) -> str | None:
+    """The first value of a header (``headers.get`` raises when a client repeats it)."""
+    values = request.headers.get_all(name)
+    return values[0] if values else None
+
+
 def _credential(request: Request) -> str | None:
     """The credential of an upgrade request: Bearer or raw header, or ``?token=``."""
-    auth = request.headers.get("Authorization")
+    auth = _header(request, "Authorization")
     if auth:
         scheme, _, rest = auth.partition(" ")
         return rest.strip() if scheme.lower() == "bearer" and rest else auth.strip()
@@ -148,6 +167,9 @@ class AgentServer:
         self.sessions: dict[str, Any] = {}  # session_id -> AgentSession (for resume)
         self.connections: set[Any] = set()
         self.started = time.monotonic()
+        self.asr_pool: AsrPool | None = None
+        if options.asr_processes and os.name == "posix":
+            self.asr_pool = AsrPool(options.asr_processes)
 
     # -- HTTP side ----------------------------------------------------------------------
     def authorized(self, credential: str | None) -> bool:
@@ -190,7 +212,7 @@ class AgentServer:
 
     def _mint(self, request: Request) -> Response:
         key = self.options.api_key
-        credential = request.headers.get("Authorization", "")
+        credential = _header(request, "Authorization") or ""
         scheme, _, rest = credential.partition(" ")
         credential = rest.strip() if scheme.lower() == "bearer" else credential.strip()
         if key is not None and not (
@@ -272,6 +294,8 @@ class LocalAgent:
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5.0)
+            if self.state.asr_pool is not None:
+                self.state.asr_pool.close()
             raise
         self.url = f"ws://{host}:{self.port}{WS_PATH}"
         self.token_url = f"http://{host}:{self.port}{TOKEN_PATH}"
@@ -288,6 +312,9 @@ class LocalAgent:
                 ping_timeout=20,
                 close_timeout=2,
                 server_header="voicekit-local",
+                # no permessage-deflate: compressing every message (a 10 ms audio chunk
+                # shrinks by ~1/4) took the largest share of the loop's time under load
+                compression=None,
             )
         except OSError as exc:
             raise VoiceKitError(
@@ -326,15 +353,17 @@ class LocalAgent:
             await asyncio.wait(rest, timeout=3.0)
 
     def stop(self) -> None:
-        """Close every session and the listening socket; stop the thread. Idempotent."""
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
-        if not self._thread.is_alive():
-            self._loop.close()
+        """Close every session and the listening socket; stop the thread and the
+        recognition processes. Idempotent."""
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+        if self.state.asr_pool is not None:
+            self.state.asr_pool.close()
 
     def __enter__(self) -> LocalAgent:
         return self

@@ -67,6 +67,11 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def _safe_name(session_id: str) -> str:
+    """A session id as one path component: the server chose it, so no ``/`` or ``..``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)[:128].replace("..", "__")
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -103,7 +108,7 @@ class LogWriter:
         self.log_dir = Path(log_dir)
         now = datetime.datetime.now(datetime.timezone.utc)
         self._stamp = now.strftime("%Y%m%d-%H%M%S")
-        name = f"{self._stamp}-{session_id or 'pending-' + secrets.token_hex(4)}"
+        name = f"{self._stamp}-{_safe_name(session_id or 'pending-' + secrets.token_hex(4))}"
         self.path = self.log_dir / name
         try:
             self.path.mkdir(parents=True, exist_ok=False)
@@ -138,7 +143,7 @@ class LogWriter:
         """Record the session id and rename the bundle to ``<stamp>-<session id>``."""
         self.meta["session_id"] = session_id
         self._write_meta()
-        target = self.log_dir / f"{self._stamp}-{session_id}"
+        target = self.log_dir / f"{self._stamp}-{_safe_name(session_id)}"
         if target != self.path and not target.exists():
             try:
                 os.replace(self.path, target)

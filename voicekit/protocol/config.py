@@ -516,4 +516,13 @@ def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any
 
 def merge(config: SessionConfig, patch: Mapping[str, Any]) -> SessionConfig:
     """Apply a wire ``session.update`` patch to a config (tools replace; objects merge)."""
+    for section in ("input", "output"):
+        # a null or non-object section would replace the whole section, silently resetting
+        # fixed fields (voice, formats) to their defaults
+        if section in patch and not isinstance(patch[section], Mapping):
+            raise ConfigError(
+                f"{section} must be an object, got {type(patch[section]).__name__}; send only "
+                f"the {section} fields to change",
+                field=section,
+            )
     return SessionConfig.from_dict(_deep_merge(config.to_dict(), patch))

@@ -72,6 +72,8 @@ def loads(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             obj = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"Invalid JSON format. ({exc})") from None
+        except RecursionError:
+            raise ProtocolError("Invalid JSON format. (nested too deeply)") from None
     if not isinstance(obj, dict):
         if isinstance(obj, Mapping):
             obj = dict(obj)
@@ -102,7 +104,10 @@ def _timestamp(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ProtocolError("timestamp is too large for a number of seconds") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -535,7 +540,7 @@ class ToolCall(Event):
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ProtocolError(
                     "Invalid message format for type 'tool.call': arguments is not JSON"
                 ) from None

@@ -1,0 +1,400 @@
+"""Network faults between vk.Session and the stand-in agent: resume, or a clear error.
+
+A fault-injecting TCP proxy (asyncio, in its own thread) sits between the session and
+``voicekit.local.serve(port=0)``. The first connection of each session gets one fault at a
+seeded random moment:
+
+- ``drop``: both sides of the connection are cut (TCP abort);
+- ``stall``: nothing is forwarded for 5 s, either way, then traffic goes on;
+- ``slow``: for 3 s every chunk is forwarded 128 bytes at a time, 10 ms apart (~13 kB/s, a
+  fifth of the audio rate in each direction);
+- ``half_close``: the write side of one direction is shut (``to_client`` or ``to_agent``);
+- ``partition``: like ``drop``, and reconnects are refused for ``outage`` seconds;
+- ``failover``: like ``drop``, and reconnects reach another agent, which does not know the
+  session (``session_not_found``: the resume cannot work, the session must end in error).
+
+Every session must either resume within the 30 s resume window (§5.3, §11; the client's
+backoff budget is 25 s, ``voicekit.protocol.backoff_delays``), ride the fault out without
+reconnecting, or end with a typed :class:`voicekit.VoiceKitError` and an ``error`` line;
+``stop()`` stays bounded (2 s for ``session.ended`` + 1 s for the close handshake); and the
+log stays continuous and loadable. ``benchmarks/bench_faults.py`` runs 50 such sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+import voicekit as vk
+
+pytestmark = pytest.mark.slow
+
+RESUME_WINDOW_S = 30.0  # protocol §11; the client's backoff budget is 25 s of it
+STOP_BOUND_S = 2.0 + 1.0 + 1.0  # session.ended wait + close handshake + teardown, with margin
+STALL_S = 5.0
+SLOW_S, SLOW_CHUNK, SLOW_DELAY_S = 3.0, 128, 0.01
+KINDS = ("drop", "stall", "slow", "half_close", "partition", "failover")
+
+
+@dataclasses.dataclass
+class Fault:
+    """One fault, armed for the next connection the proxy accepts."""
+
+    kind: str
+    at: float  # seconds after that connection opened
+    direction: str = "to_client"  # half_close: the direction whose write side is shut
+    outage: float = 0.0  # partition: seconds during which reconnects are refused
+    fired_at: float | None = None  # time.monotonic() when injected
+    fired: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def describe(self) -> str:
+        if self.kind == "half_close":
+            return f"half_close:{self.direction}"
+        if self.kind == "partition":
+            return f"partition:{self.outage:.0f}s"
+        return self.kind
+
+
+class _Link:
+    """One proxied connection: both stream pairs and the fault state."""
+
+    def __init__(self, client: asyncio.StreamWriter, agent: asyncio.StreamWriter) -> None:
+        self.writers = {"to_agent": agent, "to_client": client}
+        self.stall_until = 0.0
+        self.slow_until = 0.0
+        self.shut: set[str] = set()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.transport.abort()
+
+
+class FaultProxy:
+    """A TCP proxy in front of an agent URL that injects one armed fault per session."""
+
+    def __init__(self, upstream_url: str, failover_url: str | None = None) -> None:
+        parts = urlsplit(upstream_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._path = parts.path
+        other = urlsplit(failover_url or upstream_url)
+        self._failover = (other.hostname or "127.0.0.1", other.port or 80)
+        self._failed_over = False
+        self._pending: Fault | None = None
+        self._refuse_until = 0.0
+        self._links: set[_Link] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+        self.url = f"ws://127.0.0.1:{port}{self._path}"
+
+    async def _start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def arm(self, fault: Fault) -> None:
+        """The next accepted connection gets ``fault``; a previous partition is healed."""
+
+        def _arm() -> None:
+            self._pending = fault
+            self._refuse_until = 0.0
+            self._failed_over = False
+
+        self.loop.call_soon_threadsafe(_arm)
+
+    async def _handle(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        loop = asyncio.get_running_loop()
+        try:
+            if loop.time() < self._refuse_until:  # a partition: the connection is cut at once
+                c_writer.transport.abort()
+                return
+            fault, self._pending = self._pending, None
+            try:
+                upstream = self._failover if self._failed_over else self._upstream
+                a_reader, a_writer = await asyncio.open_connection(*upstream)
+            except OSError:
+                c_writer.transport.abort()
+                return
+            link = _Link(c_writer, a_writer)
+            self._links.add(link)
+            pumps = [
+                loop.create_task(self._pump(c_reader, link, "to_agent")),
+                loop.create_task(self._pump(a_reader, link, "to_client")),
+            ]
+            injector = loop.create_task(self._inject(fault, link)) if fault else None
+            try:
+                await asyncio.gather(*pumps, return_exceptions=True)
+            finally:
+                for t in (*pumps, injector):
+                    if t is not None:
+                        t.cancel()
+                await asyncio.gather(
+                    *pumps, *([injector] if injector else []), return_exceptions=True
+                )
+                self._links.discard(link)
+                for w in link.writers.values():
+                    w.close()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(w.wait_closed(), 1.0)
+                link.abort()
+        finally:
+            self._handlers.discard(task)
+
+    async def _pump(self, reader: asyncio.StreamReader, link: _Link, direction: str) -> None:
+        loop = asyncio.get_running_loop()
+        writer = link.writers[direction]
+        try:
+            while data := await reader.read(65536):
+                if direction in link.shut:
+                    continue  # its write side was shut: what comes is lost
+                if (wait := link.stall_until - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if loop.time() < link.slow_until:
+                    for k in range(0, len(data), SLOW_CHUNK):
+                        writer.write(data[k : k + SLOW_CHUNK])
+                        await writer.drain()
+                        await asyncio.sleep(SLOW_DELAY_S)
+                else:
+                    writer.write(data)
+                    await writer.drain()
+            if direction not in link.shut and writer.can_write_eof():
+                writer.write_eof()  # pass a half-close on, as TCP does
+                link.shut.add(direction)
+        except (OSError, RuntimeError):
+            link.abort()
+
+    async def _inject(self, fault: Fault, link: _Link) -> None:
+        await asyncio.sleep(fault.at)
+        loop = asyncio.get_running_loop()
+        fault.fired_at = time.monotonic()
+        if fault.kind in ("drop", "partition", "failover"):
+            self._refuse_until = loop.time() + fault.outage
+            self._failed_over = fault.kind == "failover"
+            link.abort()
+        elif fault.kind == "stall":
+            link.stall_until = loop.time() + STALL_S
+        elif fault.kind == "slow":
+            link.slow_until = loop.time() + SLOW_S
+        elif fault.kind == "half_close":
+            writer = link.writers[fault.direction]
+            link.shut.add(fault.direction)
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write_eof()
+        else:
+            raise ValueError(f"unknown fault kind {fault.kind!r}")
+        fault.fired.set()
+
+    async def _stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for link in list(self._links):
+            link.abort()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=3.0)
+        await self._server.wait_closed()
+
+    def stop(self) -> None:
+        """Close the listener and every proxied connection; stop the thread."""
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+def make_fault(kind: str, rng: random.Random) -> Fault:
+    """A seeded fault of ``kind`` at a random moment of a short session."""
+    fault = Fault(kind, at=rng.uniform(0.3, 3.5))
+    if kind == "half_close":
+        fault.direction = rng.choice(["to_client", "to_agent"])
+    if kind == "partition":
+        fault.outage = rng.uniform(1.0, 40.0)
+    return fault
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one faulted session did, on the session clock (seconds after the fault)."""
+
+    fault: str
+    at: float
+    result: str  # "resumed" | "rode_through" | "error"
+    detect_s: float | None  # fault -> connection.closed
+    settle_s: float | None  # fault -> resumed (input.gap "resumed") or -> the error line
+    stop_s: float
+    error: str | None
+    log: Any
+
+    def row(self) -> str:
+        def f(x: float | None) -> str:
+            return "-" if x is None else f"{x:6.2f}"
+
+        return (
+            f"{self.fault:18} {self.at:5.2f} {self.result:13} {f(self.detect_s)} "
+            f"{f(self.settle_s)} {self.stop_s:5.2f}  {self.error or ''}"
+        )
+
+
+def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
+    """One short scripted session through ``proxy`` with ``fault``; checks every invariant."""
+    proxy.arm(fault)
+    user = vk.ScriptedUser([vk.Say("hello can you hear me")], gap=(0.3, 0.3), response_timeout=5)
+    s = vk.Session(
+        url=proxy.url,
+        greeting="Hi.",
+        audio_in=user,
+        audio_out="null",
+        log_dir=log_dir,
+        connect_timeout=5,
+    )
+    closed, resumed, failed, answered = (threading.Event() for _ in range(4))
+    s.on("connection.closed", lambda e: closed.set())
+    s.on("input.gap", lambda e: e.get("reason") == "resumed" and resumed.set())
+    s.on("error", lambda e: failed.set())
+    s.on("reply.done", lambda e: e.get("status") == "completed" and answered.set())
+    s.start()
+    t0 = time.monotonic() - s.now()  # the session clock's origin, on the monotonic clock
+    try:
+        s.wait(30)
+        assert fault.fired.wait(fault.at + 10), f"{fault.describe()} never fired"
+        assert fault.fired_at is not None
+        if fault.kind in ("drop", "half_close", "partition", "failover"):
+            # a dead connection must be noticed at once: TCP tells both ends
+            assert closed.wait(10), f"{fault.describe()}: the session never saw the close"
+        if closed.is_set():
+            # resume inside the window, or give up with an error: never hang
+            limit = fault.fired_at + RESUME_WINDOW_S + 10.0
+            while not (resumed.is_set() or s.status == "error") and time.monotonic() < limit:
+                failed.wait(0.05)
+            assert resumed.is_set() or s.status == "error", (fault.describe(), s.status)
+        if s.status == "ready":  # usable after the fault: a reply asked now is answered
+            answered.clear()
+            s.say("Say: still here.")
+            assert answered.wait(20), f"{fault.describe()}: no reply after the fault"
+    finally:
+        stop_start = time.monotonic()
+        log = s.stop()
+        stop_s = time.monotonic() - stop_start
+    assert log is not None, "the log bundle did not load"
+    log = vk.load_log(log.path)
+    fault_t = fault.fired_at - t0
+    closes = [e["t"] for e in log.of_type("connection.closed") if e["t"] >= fault_t - 0.05]
+    gaps = [e for e in log.of_type("input.gap") if e.get("reason") == "resumed"]
+    errors = log.of_type("error")
+    final = log.of_type("session.stop")[-1]["status"]
+    if final == "error":
+        result = "error"
+        assert isinstance(s.last_error, vk.VoiceKitError), repr(s.last_error)
+        assert errors, "an error end without an error line"
+        settle: float | None = errors[-1]["t"] - fault_t
+    elif gaps:
+        result = "resumed"
+        settle = gaps[0]["t"] - fault_t
+        assert final == "ended" and settle <= RESUME_WINDOW_S, (final, settle)
+    else:
+        result = "rode_through"
+        settle = None
+        assert final == "ended" and not closes[:-1], (final, closes)
+    check_continuous(log)
+    return Outcome(
+        fault=fault.describe(),
+        at=fault.at,
+        result=result,
+        detect_s=closes[0] - fault_t if closes and result != "rode_through" else None,
+        settle_s=settle,
+        stop_s=stop_s,
+        error=None if result != "error" else _describe(s.last_error),
+        log=log,
+    )
+
+
+def _describe(err: BaseException | None) -> str:
+    code = getattr(err, "code", None)
+    return f"{type(err).__name__}{f'({code})' if code else ''}: {err}"[:90]
+
+
+def check_continuous(log: Any) -> None:
+    """One clock, no unexplained holes: every skip in the sent audio is an input.gap."""
+    events = log.raw_events
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    offsets = np.array([e["offset"] for e in log.of_type("input.audio", direction="send")])
+    assert len(offsets) >= 1, "the session was ready: audio went up"
+    steps = np.diff(offsets)
+    assert np.all(steps > 0) and np.all(steps % 1200 == 0), steps
+    gaps = log.of_type("input.gap")
+    for k in np.flatnonzero(steps != 1200):
+        start, end = (offsets[k] + 1200) / 24000, offsets[k + 1] / 24000
+        assert any(g["t"] - g["duration"] - 0.2 <= start and end <= g["t"] + 0.2 for g in gaps), (
+            "audio not sent and no input.gap for it",
+            start,
+            end,
+            gaps,
+        )
+    # the end: audio went up until the session stopped, or an input.gap says why not
+    stop_t = log.of_type("session.stop")[-1]["t"]
+    last = (offsets[-1] + 1200) / 24000
+    assert stop_t - last < 0.3 or any(
+        g["t"] - g["duration"] - 0.2 <= last and stop_t <= g["t"] + 0.2 for g in gaps
+    ), ("no audio sent after", last, "until the stop at", stop_t, "and no input.gap", gaps)
+    user_audio, rate = log.audio("user")
+    agent_audio, _ = log.audio("agent")
+    assert abs(len(user_audio) / rate - offsets[-1] / rate) < 0.2
+    assert len(agent_audio) <= len(user_audio) + rate
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[FaultProxy]:
+    with vk.local.serve(profile="fast") as agent, vk.local.serve(profile="fast") as other:
+        p = FaultProxy(agent.url, failover_url=other.url)
+        yield p
+        p.stop()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("drop", at=1.7),
+        Fault("stall", at=1.2),
+        Fault("slow", at=0.8),
+        Fault("half_close", at=1.5, direction="to_client"),
+        Fault("half_close", at=2.2, direction="to_agent"),
+        Fault("partition", at=1.0, outage=2.0),
+        Fault("failover", at=1.3),
+    ],
+    ids=lambda f: f.describe(),
+)
+def test_a_fault_is_resumed_or_ridden_out_and_the_log_stays_continuous(
+    proxy: FaultProxy, tmp_path: Path, fault: Fault
+) -> None:
+    """Each fault: resumed inside 30 s, ridden out, or a clear error at once; stop() bounded."""
+    out = run_one(proxy, fault, tmp_path)
+    print("\n" + out.row())
+    assert out.stop_s < STOP_BOUND_S
+    if fault.kind == "failover":  # the resume cannot work: a typed error, at once
+        assert out.result == "error", out.row()
+        assert out.error is not None and "session_not_found" in out.error, out.error
+        assert out.detect_s is not None and out.detect_s < 1.0
+        assert out.settle_s is not None and out.settle_s < 5.0
+        gaps = out.log.of_type("input.gap")
+        assert gaps and gaps[-1]["reason"] == "resume failed"
+    elif fault.kind in ("drop", "half_close", "partition"):
+        assert out.result == "resumed", out.row()
+        assert out.detect_s is not None and out.detect_s < 1.0
+        assert out.settle_s is not None and out.settle_s < 10.0
+    else:
+        assert out.result == "rode_through", out.row()

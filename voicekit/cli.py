@@ -36,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         profile=args.profile,
         seed=args.seed,
+        asr_processes=args.asr_processes,
     )
     stop = threading.Event()
 
@@ -254,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency profile (default realistic)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the realistic delays")
+    p.add_argument(
+        "--asr-processes",
+        type=int,
+        default=2,
+        help="speech recognition processes (default 2; about one per core for a large class)",
+    )
     p.set_defaults(run=_serve)
 
     p = sub.add_parser(

@@ -741,12 +741,6 @@ def test_hostile_clients_get_protocol_errors_and_do_not_crash_the_agent(hostile_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the agent serves every socket on one loop thread and runs pocketsphinx and "
-    "synthesis under the GIL: a flood (reply.create spam, audio faster than real time, "
-    "session set-ups) delays other sessions' audio by 100s of ms; see CHANGELOG/issue 10",
-)
 def test_hostile_clients_do_not_disturb_the_pacing_of_other_sessions(hostile_run) -> None:
     """Reply pacing jitter p99 of the well-behaved sessions' agent audio (as received, over
     all chunks of both sessions) stays within 10 ms of the run without hostile clients."""

@@ -267,7 +267,14 @@ def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
     s.on("input.gap", lambda e: e.get("reason") == "resumed" and resumed.set())
     s.on("error", lambda e: failed.set())
     s.on("reply.done", lambda e: e.get("status") == "completed" and answered.set())
-    s.start()
+    try:
+        s.start()
+    except vk.VoiceKitError as exc:  # the fault hit the handshake: no session, a clear error
+        stop_start = time.monotonic()
+        log = s.stop()
+        stop_s = time.monotonic() - stop_start
+        error = _describe(exc)
+        return Outcome(fault.describe(), fault.at, "error", None, None, stop_s, error, log)
     t0 = time.monotonic() - s.now()  # the session clock's origin, on the monotonic clock
     try:
         s.wait(30)

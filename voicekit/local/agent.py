@@ -63,10 +63,11 @@ BACKCHANNEL_MAX_S = 0.6  # voiced speech shorter than this never interrupts (uh-
 BACKCHANNEL_LONG_S = 1.0  # speech this long interrupts even before its words are known
 BACKCHANNEL_WORDS = BACKCHANNELS  # words that never make speech an interruption
 DEFAULT_TOOL_TIMEOUT_S = 120.0
-# Input audio may run this far ahead of real time; beyond it the socket is read at real-time
-# pace (TCP pushes back on the client): nothing is dropped, and a client sending faster than
-# real time costs the agent no more than a real-time one.
-AUDIO_AHEAD_S = 2.0
+# Input audio may run this far ahead of real time (a client catching up after a network
+# stall sends seconds at once); beyond it the socket is read at real-time pace (TCP pushes
+# back on the client): nothing is dropped, and a client sending faster than real time costs
+# the agent no more than a real-time one.
+AUDIO_AHEAD_S = 10.0
 AUDIO_SLICE_S = 0.1  # the loop runs other sessions between slices of one big input.audio
 # A reply speaks at most this much text (~90 s of speech), cut at a word: synthesis holds a
 # process-wide lock (~0.15 s and ~50 s of audio per 1000 characters), so a client asking

@@ -188,14 +188,25 @@ def _serve(requests: Connection, replies: Connection) -> None:
     from voicekit.local.speech import asr
 
     recognizers: dict[int, asr.Recognizer] = {}
+    spare: asr.Recognizer | None = None  # made while idle: a session opens without waiting
+    make_spares = True
     while True:
+        if make_spares and spare is None and not requests.poll(0):
+            try:
+                spare = asr.Recognizer()
+            except Exception:  # "open" reports the same failure to the caller
+                make_spares = False
         try:
             key, op, args = requests.recv()
         except (EOFError, OSError):
             return
         try:
             if op == "open":
-                rec = recognizers[key] = asr.Recognizer(args[0], stock_model=args[1])
+                if spare is not None and not args[0] and not args[1]:
+                    rec, spare = spare, None
+                else:
+                    rec = asr.Recognizer(args[0], stock_model=args[1])
+                recognizers[key] = rec
                 value: Any = rec.keyterms
             elif op == "close":
                 recognizers.pop(key, None)

@@ -51,6 +51,7 @@ from voicekit.errors import (
 from voicekit.errors import (
     ConnectionError as VKConnectionError,
 )
+from voicekit.logformat.writer import MaskedLogger
 from voicekit.tools import Tool, as_tool
 
 __all__ = ["HOSTED_URL", "Session"]
@@ -556,7 +557,7 @@ class Session:
                     ping_interval=20,
                     ping_timeout=20,
                     user_agent_header=f"voicekit/{self._meta()['voicekit']}",
-                    logger=_MaskedLogger(self._secrets),
+                    logger=MaskedLogger("websockets.client", self._secrets),
                 ),
                 self.connect_timeout,
             )
@@ -1008,31 +1009,6 @@ class Session:
             subscribers = list(self._subscribers)
         for q in subscribers:
             q.put(item)
-
-
-class _MaskedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets' client logger with the session's credentials masked.
-
-    At DEBUG websockets logs the request line (``?token=``) and every header
-    (``Authorization``) of the handshake; a notebook user debugging a connection turns that on.
-    """
-
-    def __init__(self, secrets: Callable[[], list[str]]) -> None:
-        super().__init__(logging.getLogger("websockets.client"), {})
-        self._secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = " ".join(map(str, (msg, *args)))
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        from voicekit.logformat import scrub
-
-        self.logger.log(level, "%s", scrub(text), **kwargs)
 
 
 def _stop_all_at_exit() -> None:

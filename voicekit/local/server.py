@@ -39,6 +39,7 @@ from websockets.http11 import Request, Response
 
 from voicekit.errors import ConfigError, VoiceKitError
 from voicekit.local.speech.asr_pool import AsrPool
+from voicekit.logformat.writer import MaskedLogger
 
 __all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
 
@@ -312,6 +313,7 @@ class LocalAgent:
                 ping_timeout=20,
                 close_timeout=2,
                 server_header="voicekit-local",
+                logger=MaskedLogger("websockets.server", self._secrets),
                 # no permessage-deflate: compressing every message (a 10 ms audio chunk
                 # shrinks by ~1/4) took the largest share of the loop's time under load
                 compression=None,
@@ -324,6 +326,9 @@ class LocalAgent:
         self._janitor = asyncio.get_running_loop().create_task(self._expire_loop())
         sock = next(iter(self._server.sockets))
         return int(sock.getsockname()[1])
+
+    def _secrets(self) -> list[str]:
+        return [self.options.api_key] if self.options.api_key else []
 
     async def _expire_loop(self) -> None:
         while True:

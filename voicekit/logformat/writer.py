@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from voicekit._version import __version__
 from voicekit.audio.wav import WavAppender
 from voicekit.errors import LogFormatError
 
-__all__ = ["FORMAT", "LogWriter", "scrub"]
+__all__ = ["FORMAT", "LogWriter", "MaskedLogger", "scrub"]
 
 FORMAT = "voicekit-log/1"
 SECRET_KEYS = {
@@ -49,6 +51,7 @@ SECRET_KEYS = {
 }
 _TOKEN_RE = re.compile(r"([?&](?:token|api_key|key)=)[^&#\s\"']+", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+_HEADER_RE = re.compile(r"((?:Authorization|X-Api-Key):\s*)\S.*", re.IGNORECASE)
 HEADER_FLUSH_S = 1.0
 
 
@@ -65,6 +68,32 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str) and ("=" in value or "earer" in value):
         return _BEARER_RE.sub(r"\1***", _TOKEN_RE.sub(r"\1***", value))
     return value
+
+
+class MaskedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger (websockets' ``logger=``) that masks credentials in every record.
+
+    At DEBUG websockets logs the request line (``?token=``) and every header
+    (``Authorization``) of the handshake, on the client and on the server; someone debugging
+    a connection turns that on in a notebook. ``secrets()`` names the credentials to mask
+    besides any ``Authorization`` header value, ``?token=`` and ``Bearer`` token.
+    """
+
+    def __init__(self, name: str, secrets: Callable[[], list[str]]) -> None:
+        super().__init__(logging.getLogger(name), {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(map(str, (msg, *args)))
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        text = _HEADER_RE.sub(r"\1***", text)
+        self.logger.log(level, "%s", scrub(text), **kwargs)
 
 
 def _safe_name(session_id: str) -> str:

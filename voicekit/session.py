@@ -975,6 +975,8 @@ class Session:
         if self.status in ("connecting", "ready"):
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._astop(), loop).result(STOP_TIMEOUT_S + 3)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_finish_tasks(), loop).result(3.0)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5.0)
         if not thread.is_alive():
@@ -1019,6 +1021,17 @@ def _stop_all_at_exit() -> None:
 
 
 atexit.register(_stop_all_at_exit)
+
+
+async def _finish_tasks() -> None:
+    """Cancel and await what is left on the loop (websockets' keepalive of an aborted
+    connection is still cancelling), so no task is destroyed pending when the loop closes."""
+    current = asyncio.current_task()
+    rest = [t for t in asyncio.all_tasks() if t is not current]
+    for task in rest:
+        task.cancel()
+    if rest:
+        await asyncio.wait(rest, timeout=2.0)
 
 
 def _abort(ws: Any) -> None:

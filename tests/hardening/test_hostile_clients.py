@@ -12,6 +12,9 @@ After each fuzzed frame the hostile client sends a marker (an unknown type, answ
 it and checked against the protocol reference (§7, §14): malformed input gets exactly one
 ``session.error`` with the right code and the session stays open.
 
+How much the flood disturbs the well-behaved sessions' reply pacing is a speed figure, so it
+is measured (several rounds) by ``benchmarks/bench_hostile.py``, which runs this scenario.
+
     python tests/hardening/test_hostile_clients.py hostile URL SEED FRAMES SECONDS
     python tests/hardening/test_hostile_clients.py sessions URL LOG_DIR
 """
@@ -43,7 +46,6 @@ FRAMES = 10_000
 FLOOD_S = 14.0  # the hostile flood spans the well-behaved conversation
 MARK = json.dumps({"type": "vk.mark"})
 MARK_MESSAGE = "Unknown message type: vk.mark"
-JITTER_SLACK_MS = 10.0
 
 # -- the hostile side (its own process) ----------------------------------------------------
 Frame = str | bytes
@@ -672,15 +674,13 @@ def test_a_huge_reply_text_is_cut_and_does_not_hold_up_other_sessions(agent) -> 
     assert delay < 2.0, f"the other session's reply waited {delay:.1f} s"
 
 
-@pytest.fixture(scope="module")
-def hostile_run(agent, tmp_path_factory) -> dict[str, Any]:
+def run_hostile(agent: Any, tmp: Path) -> dict[str, Any]:
     """A conversation without, then with hostile clients; then a fresh session.
 
     The well-behaved and the hostile clients each run in their own process, the hostile one
     at the lowest CPU priority (attackers are on other machines): this process holds only
-    the agent, so what the clients measure is the agent.
+    the agent (a ``vk.local.serve()``), so what the clients measure is the agent.
     """
-    tmp = tmp_path_factory.mktemp("hostile")
     errors = _Errors()
     logging.getLogger().addHandler(errors)
     children: list[subprocess.Popen[str]] = []
@@ -711,6 +711,8 @@ def hostile_run(agent, tmp_path_factory) -> dict[str, Any]:
         f"max {max(attacked['jitter_ms']):.1f} / {max(baseline['jitter_ms']):.1f} ms"
     )
     return {
+        "base_p99_ms": base_p99,
+        "hostile_p99_ms": hostile_p99,
         "baseline": baseline,
         "attacked": attacked,
         "summary": summary,
@@ -718,6 +720,11 @@ def hostile_run(agent, tmp_path_factory) -> dict[str, Any]:
         "errors": errors.lines(),
         "alive": agent._thread.is_alive(),
     }
+
+
+@pytest.fixture(scope="module")
+def hostile_run(agent, tmp_path_factory) -> dict[str, Any]:
+    return run_hostile(agent, tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.mark.slow
@@ -738,15 +745,6 @@ def test_hostile_clients_get_protocol_errors_and_do_not_crash_the_agent(hostile_
         assert hostile_run[run]["replies"] == [len(SCRIPT) + 1] * 2
     assert [e for e in fresh.raw_events if e["type"] == "error"] == []
     assert fresh.of_type("transcript.user") and fresh.of_type("reply.done")
-
-
-@pytest.mark.slow
-def test_hostile_clients_do_not_disturb_the_pacing_of_other_sessions(hostile_run) -> None:
-    """Reply pacing jitter p99 of the well-behaved sessions' agent audio (as received, over
-    all chunks of both sessions) stays within 10 ms of the run without hostile clients."""
-    base = _p99_ms(hostile_run["baseline"]["jitter_ms"])
-    attacked = _p99_ms(hostile_run["attacked"]["jitter_ms"])
-    assert attacked <= base + JITTER_SLACK_MS, f"p99 {attacked:.1f} ms vs {base:.1f} ms"
 
 
 if __name__ == "__main__":

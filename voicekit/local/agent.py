@@ -69,6 +69,7 @@ DEFAULT_TOOL_TIMEOUT_S = 120.0
 # the agent no more than a real-time one.
 AUDIO_AHEAD_S = 10.0
 AUDIO_SLICE_S = 0.1  # the loop runs other sessions between slices of one big input.audio
+FLUSH_BATCH = 32  # messages sent per turn of the loop
 # A reply speaks at most this much text (~90 s of speech), cut at a word: synthesis holds a
 # process-wide lock (~0.15 s and ~50 s of audio per 1000 characters), so a client asking
 # for a 1 MB greeting would otherwise stall every session's replies and take gigabytes.
@@ -173,6 +174,9 @@ class AgentSession:
                 target = self.delegate or self  # a resume hands the socket to the held session
                 if target.proto.close_code is not None:
                     break
+                # one frame per turn of the loop: frames a client queued up are otherwise
+                # handled in one go, and other sessions' audio waits behind them
+                await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:
@@ -200,7 +204,9 @@ class AgentSession:
         if ws is None or not messages:
             return
         async with self._send_lock:
-            for msg in messages:
+            for i, msg in enumerate(messages):
+                if i and not i % FLUSH_BATCH:
+                    await asyncio.sleep(0)  # a long reply's word burst: let others send
                 with contextlib.suppress(Exception):
                     await ws.send(json.dumps(msg))
 
@@ -454,16 +460,11 @@ class AgentSession:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self._think_time())
         voice = getattr(self.config, "voice", None)
-        samples, words = await self._in_worker(_synthesize, reply.text, voice)
-        lead = int(self._lead_silence() * SAMPLE_RATE)
-        audio = np.concatenate([np.zeros(lead, np.int16), samples])
-        shift = lead * 1000 // SAMPLE_RATE
-        reply.words = [(w, a + shift, b + shift) for w, a, b in words]
-        reply.duration_s = len(audio) / SAMPLE_RATE
         fmt = self.config.output_format
-        from voicekit.audio import encode_for_wire
-
-        wire = bytes(encode_for_wire(audio, fmt.encoding))
+        lead = self._lead_silence()
+        wire, reply.words, reply.duration_s = await self._in_worker(
+            _synthesize, reply.text, voice, lead, fmt.encoding
+        )
         per_chunk_s = 0.01 if fmt.encoding == "audio/pcm" else 0.0375
         chunk = int(len(wire) / reply.duration_s * per_chunk_s) if len(wire) else 1
         chunk += chunk % 2 if fmt.encoding == "audio/pcm" else 0
@@ -576,13 +577,20 @@ def _accepted_voices(era: str) -> set[str]:
 
 
 def _synthesize(
-    text: str, voice: str | None
-) -> tuple[NDArray[np.int16], list[tuple[str, int, int]]]:
-    """Speech for a reply (worker thread)."""
+    text: str, voice: str | None, lead_s: float, encoding: str
+) -> tuple[bytes, list[tuple[str, int, int]], float]:
+    """A reply's wire audio (``lead_s`` of silence, then speech), word timings from the
+    start of that audio in ms, and its duration (worker thread: a long reply takes ms to
+    encode, which the loop spends pacing other sessions' audio)."""
+    from voicekit.audio import encode_for_wire
     from voicekit.local.speech import style_for_voice, synthesize
 
     result = synthesize(text, style_for_voice(voice or "alba"))
-    return result.samples, result.words
+    lead = int(lead_s * SAMPLE_RATE)
+    audio = np.concatenate([np.zeros(lead, np.int16), result.samples])
+    shift = lead * 1000 // SAMPLE_RATE
+    words = [(w, a + shift, b + shift) for w, a, b in result.words]
+    return bytes(encode_for_wire(audio, encoding)), words, len(audio) / SAMPLE_RATE
 
 
 @dataclasses.dataclass

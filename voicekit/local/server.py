@@ -6,8 +6,10 @@ imports the session, analysis or widgets.
 
 One asyncio loop in one daemon thread serves every connection (``serve()`` starts it, so a
 notebook can use it). Per connection, :class:`voicekit.local.agent.AgentSession` drives the
-protocol and the speech pipeline; CPU-heavy speech work runs in worker threads so one
-session's recogniser never stalls another session's audio pacing.
+protocol and the speech pipeline; CPU-heavy speech work runs in worker threads, and speech
+recognition in child processes (:mod:`voicekit.local.speech.asr_pool`: pocketsphinx holds the
+interpreter lock while it decodes), so one session's recogniser never stalls another
+session's audio pacing.
 
 Endpoints on one port:
 

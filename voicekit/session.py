@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from voicekit._aio import cancel_other_tasks
 from voicekit.audio.level import LevelMeter
 from voicekit.audio.sinks import Played, Sink, make_sink
 from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source, make_source
@@ -976,7 +977,7 @@ class Session:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._astop(), loop).result(STOP_TIMEOUT_S + 3)
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(_finish_tasks(), loop).result(3.0)
+            asyncio.run_coroutine_threadsafe(cancel_other_tasks(2.0), loop).result(3.0)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5.0)
         if not thread.is_alive():
@@ -1021,17 +1022,6 @@ def _stop_all_at_exit() -> None:
 
 
 atexit.register(_stop_all_at_exit)
-
-
-async def _finish_tasks() -> None:
-    """Cancel and await what is left on the loop (websockets' keepalive of an aborted
-    connection is still cancelling), so no task is destroyed pending when the loop closes."""
-    current = asyncio.current_task()
-    rest = [t for t in asyncio.all_tasks() if t is not current]
-    for task in rest:
-        task.cancel()
-    if rest:
-        await asyncio.wait(rest, timeout=2.0)
 
 
 def _abort(ws: Any) -> None:

@@ -40,7 +40,8 @@ def _counts(agent: vk.local.LocalAgent) -> dict[str, int]:
         "fds": len(os.listdir("/proc/self/fd")),
         "sockets": len(proc.net_connections("all")),
         "agent_tasks": len(asyncio.all_tasks(agent._loop)),
-        "live_tasks": sum(isinstance(o, asyncio.Task) for o in gc.get_objects()),
+        # type(), not isinstance(): a dead weakref.proxy raises ReferenceError on __class__
+        "live_tasks": sum(issubclass(type(o), asyncio.Task) for o in gc.get_objects()),
     }
 
 

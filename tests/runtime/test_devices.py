@@ -153,7 +153,10 @@ def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp
     # the greeting played to its end; the user's question came through the microphone
     assert stops[greeting]["reason"] == "completed"
     heard = " ".join(e["text"] for e in log.of_type("transcript.user"))
-    assert {"trains", "london", "tomorrow"} & set(heard.split()), heard
+    turns = ev[ev["type"].str.startswith(("input.speech", "transcript.user"))]
+    assert {"trains", "london", "tomorrow"} & set(heard.split()), turns[
+        ["t", "type", "text"]
+    ].to_string()
 
     # the barge-in cut the answer (about 1.6 s into a reply of over 4 s): whatever was
     # queued was flushed, and no answer audio reached the speaker after that

@@ -39,6 +39,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from voicekit._aio import cancel_other_tasks
 from voicekit.errors import ConfigError, VoiceKitError
 from voicekit.local.speech.asr_pool import AsrPool
 from voicekit.logformat.writer import MaskedLogger
@@ -351,13 +352,7 @@ class LocalAgent:
                 await asyncio.wait_for(self._server.wait_closed(), 3.0)
         with contextlib.suppress(asyncio.CancelledError):
             await self._janitor
-        # nothing may outlive the loop: cancel and await every task still pending
-        current = asyncio.current_task()
-        rest = [t for t in asyncio.all_tasks() if t is not current]
-        for task in rest:
-            task.cancel()
-        if rest:
-            await asyncio.wait(rest, timeout=3.0)
+        await cancel_other_tasks(3.0)  # nothing may outlive the loop
 
     def stop(self) -> None:
         """Close every session and the listening socket; stop the thread and the

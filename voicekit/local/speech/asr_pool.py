@@ -13,7 +13,9 @@ interpreter; two pipes, passed as file descriptors), each hosting the
 decoders of the sessions assigned to it (the least busy one). A :class:`RemoteRecognizer`
 has the :class:`~voicekit.local.speech.asr.Recognizer` interface and forwards every call over
 its child's pipes, blocking the calling worker thread without holding the lock. A child ends
-when its request pipe closes — when the pool closes, or when the agent's process dies.
+when its request pipe closes — when the pool closes, or when the agent's process dies. The
+children run at a lower CPU priority (``NICE``) than audio work: with recognition in parallel
+on both cores, a sound server's real-time capture glitched and the recogniser heard garbage.
 
 Threading: calls to one child are serialized by its lock (a child decodes one request at a
 time); a :class:`RemoteRecognizer`, like a ``Recognizer``, is used from one thread at a time.
@@ -41,7 +43,7 @@ __all__ = ["AsrPool", "RemoteRecognizer"]
 
 log = logging.getLogger("voicekit.local")
 
-START_TIMEOUT_S = 30.0
+NICE = 10  # the children's CPU priority, relative to the agent's process
 
 
 class _Child:
@@ -229,6 +231,9 @@ def _remove_model_files() -> None:
 def child_main(requests_fd: int, replies_fd: int) -> None:
     """A recognition process: serve requests until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the agent's to handle
+    # below audio work (the agent's pacing loop, sound servers, the client's devices): on a
+    # busy machine a transcript may come later, but no audio stutters
+    os.nice(NICE)
     atexit.register(_remove_model_files)
     _serve(Connection(requests_fd, writable=False), Connection(replies_fd, readable=False))
 

@@ -19,7 +19,6 @@ at 200 characters), so 10,000 of them cost ~3 MB, and the exact count is kept.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import random
@@ -36,6 +35,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 import voicekit as vk
+
+from ._background import BackgroundLoop
 
 pytestmark = pytest.mark.slow
 
@@ -260,19 +261,17 @@ class Storm:
         self._ok(_obj(i, kind, timestamp=stamp, **fields), i)
 
 
-class HostileAgent:
+class HostileAgent(BackgroundLoop):
     """A websockets server in a thread: a valid handshake, a storm on demand, then sane."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
         self.received: list[tuple[float, dict[str, Any]]] = []
         self.ws: ServerConnection | None = None
         self.storm_done_at: float | None = None
         self._server: Server | None = None
         self._connected = threading.Event()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+        self.url = self.run(self._start(), 5)
 
     async def _start(self) -> str:
         self._server = await serve(self._handler, "127.0.0.1", 0, max_size=None)
@@ -328,7 +327,7 @@ class HostileAgent:
     def storm(self, frames: list[Frame]) -> None:
         """Send every frame as fast as the socket takes them, then a sentinel."""
         assert self._connected.wait(5)
-        asyncio.run_coroutine_threadsafe(self._storm(frames), self.loop).result(60)
+        self.run(self._storm(frames), 60)
 
     async def _stop(self) -> None:
         assert self._server is not None
@@ -336,10 +335,8 @@ class HostileAgent:
         await self._server.wait_closed()
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        self.run(self._stop(), 5)
+        self.close_loop()
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ import pytest
 
 import voicekit as vk
 
+from ._background import BackgroundLoop
+
 pytestmark = pytest.mark.slow
 
 RESUME_WINDOW_S = 30.0  # protocol §11; the client's backoff budget is 25 s of it
@@ -80,7 +82,7 @@ class _Link:
             w.transport.abort()
 
 
-class FaultProxy:
+class FaultProxy(BackgroundLoop):
     """A TCP proxy in front of an agent URL that injects one armed fault per session."""
 
     def __init__(self, upstream_url: str, failover_url: str | None = None) -> None:
@@ -95,10 +97,8 @@ class FaultProxy:
         self._links: set[_Link] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+        super().__init__()
+        port = self.run(self._start(), 5)
         self.url = f"ws://127.0.0.1:{port}{self._path}"
 
     async def _start(self) -> int:
@@ -211,10 +211,8 @@ class FaultProxy:
 
     def stop(self) -> None:
         """Close the listener and every proxied connection; stop the thread."""
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
+        self.run(self._stop(), 10)
+        self.close_loop()
 
 
 def make_fault(kind: str, rng: random.Random) -> Fault:

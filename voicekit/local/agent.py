@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from voicekit.local.server import AgentServer
+    from voicekit.local.speech.asr_pool import RemoteRecognizer
 
 __all__ = ["AgentSession"]
 
@@ -353,10 +354,8 @@ class AgentSession:
             self._on_pipeline(self.pipeline.push(pcm[pos : pos + step]))
 
     def _on_pipeline(self, events: list[tuple[str, Any]]) -> None:
-        for kind, value in events:
-            if kind == "partial":
-                self.proto.user_delta(self.pipeline.item_id if self.pipeline else "", value)
-            elif kind == "onset":
+        for kind, value in events:  # partials arrive by _Pipeline._on_partial instead
+            if kind == "onset":
                 self._on_speech_onset()
             elif kind == "speaking":
                 self._maybe_barge_in(value)
@@ -619,7 +618,9 @@ class _Pipeline:
         self.detector = TurnDetector()
         keyterms = getattr(session.config, "keyterms", None) or ()
         pool = session.server.asr_pool
-        self.recognizer: Any = pool.recognizer(keyterms) if pool else Recognizer(keyterms)
+        self.recognizer: Recognizer | RemoteRecognizer = (
+            pool.recognizer(keyterms) if pool else Recognizer(keyterms)
+        )
         self.turn = _TurnParams(
             DEFAULT_VAD_THRESHOLD, DEFAULT_MIN_SILENCE_MS, DEFAULT_MAX_SILENCE_MS, True, 0
         )
@@ -715,9 +716,7 @@ class _Pipeline:
 
     def close(self) -> None:
         """Release the recogniser (its decoder, when it lives in a recognition process)."""
-        close = getattr(self.recognizer, "close", None)
-        if close is not None:
-            close()
+        self.recognizer.close()
 
     def next_item(self) -> None:
         """A new item id for the next user turn."""

@@ -377,6 +377,10 @@ class Recognizer:
         hyp = self._decoder.hyp()
         return _clean(hyp.hypstr) if hyp is not None else ""
 
+    def close(self) -> None:
+        """Nothing to release here (the decoder goes with the object); the interface of
+        :class:`~voicekit.local.speech.asr_pool.RemoteRecognizer`."""
+
     def transcribe(self, pcm16: bytes) -> str:
         """Recognise one whole utterance."""
         self.start()

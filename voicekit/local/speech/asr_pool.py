@@ -26,7 +26,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import logging
 import os
 import shutil
 import signal
@@ -40,8 +39,6 @@ from typing import Any
 from voicekit.errors import AudioError
 
 __all__ = ["AsrPool", "RemoteRecognizer"]
-
-log = logging.getLogger("voicekit.local")
 
 NICE = 10  # the children's CPU priority, relative to the agent's process
 
@@ -107,8 +104,7 @@ class RemoteRecognizer:
 
     def __init__(self, child: _Child, key: int, keyterms: Sequence[str], stock: bool) -> None:
         self._child, self._key = child, key
-        self.keyterms: tuple[str, ...] = tuple(keyterms)
-        self.keyterms = self._child.call(key, "open", self.keyterms, stock)
+        self.keyterms: tuple[str, ...] = child.call(key, "open", tuple(keyterms), stock)
         self._closed = False
 
     def _call(self, op: str, *args: Any) -> Any:
@@ -161,7 +157,9 @@ class AsrPool:
         self._lock = threading.Lock()
         self.closed = False
 
-    def recognizer(self, keyterms: Sequence[str] = (), stock_model: bool = False) -> Any:
+    def recognizer(
+        self, keyterms: Sequence[str] = (), stock_model: bool = False
+    ) -> RemoteRecognizer:
         """A new recogniser in the least busy child (call from a worker thread)."""
         with self._lock:
             if self.closed:

@@ -646,7 +646,7 @@ def test_a_repeated_authorization_header_opens_a_session(agent) -> None:
 def test_a_huge_reply_text_is_cut_and_does_not_hold_up_other_sessions(agent) -> None:
     """A 40 kB ``reply.create`` is spoken up to MAX_REPLY_CHARS, so its synthesis (which
     holds a process-wide lock) does not delay another session's reply by seconds."""
-    from rawclient import RawClient
+    from rawclient import RawClient, run
 
     from voicekit.local.agent import MAX_REPLY_CHARS
 
@@ -669,7 +669,7 @@ def test_a_huge_reply_text_is_cut_and_does_not_hold_up_other_sessions(agent) -> 
             await a.close()
             await b.close()
 
-    words, delay = asyncio.run(main())
+    words, delay = run(main())
     assert words <= MAX_REPLY_CHARS // len("word ")
     assert delay < 2.0, f"the other session's reply waited {delay:.1f} s"
 

@@ -6,7 +6,8 @@ import asyncio
 import base64
 import json
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, ClassVar
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,8 +23,24 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(24000 * seconds), np.int16)
 
 
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run, then close every RawClient the test opened (sockets the agent closed
+    included: their TCP close must finish before the loop goes, or a ResourceWarning fires in
+    whichever later test the garbage collector happens to run)."""
+
+    async def main() -> Any:
+        try:
+            return await coro
+        finally:
+            await RawClient.close_all()
+
+    return asyncio.run(main())
+
+
 class RawClient:
     """Collects every server event with its arrival time; streams audio in real time."""
+
+    _open: ClassVar[list[RawClient]] = []
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
@@ -32,6 +49,7 @@ class RawClient:
         self.changed = asyncio.Event()
         self.closed = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
+        RawClient._open.append(self)
 
     @classmethod
     async def open(cls, url: str, session: dict[str, Any] | None = None, **kw: Any) -> RawClient:
@@ -98,5 +116,13 @@ class RawClient:
         )
 
     async def close(self) -> None:
+        """Close (or finish closing) the socket; safe to call twice."""
         await self.ws.close()
         self._reader.cancel()
+        if self in RawClient._open:
+            RawClient._open.remove(self)
+
+    @classmethod
+    async def close_all(cls) -> None:
+        while cls._open:
+            await cls._open[-1].close()

@@ -8,7 +8,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from rawclient import RawClient, silence, speech
+from rawclient import RawClient, run, silence, speech
 
 from voicekit.local.brain import ToolRequest
 
@@ -20,10 +20,6 @@ WEATHER = {
     "description": "Current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_greeting_turn_and_tool_round_trip(agent) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from rawclient import RawClient
+from rawclient import RawClient, run
 
 import voicekit as vk
 
@@ -40,7 +39,7 @@ def test_serve_command_prints_the_url_and_stops_on_sigterm() -> None:
             await c.wait_for("reply.done")
             await c.close()
 
-        asyncio.run(talk())
+        run(talk())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
@@ -113,5 +112,5 @@ def test_reply_cancel_and_tool_timeout(agent) -> None:
         assert "taking too long" in apology["text"]
         await c.close()
 
-    asyncio.run(main())
+    run(main())
     assert vk.local.AgentOptions().cancel_status == "cancelled"

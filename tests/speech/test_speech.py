@@ -73,6 +73,13 @@ def test_vad_separates_speech_from_silence() -> None:
 
 
 def test_recogniser_accuracy_on_20_sentences() -> None:
+    """Word accuracy, averaged over the clean audio and three copies with ±1 LSB of noise.
+
+    One pass is too fragile a figure: a ±1 LSB change (another CPU's resampler) moved one
+    pass's held-out accuracy by up to 0.2 before the decoder dithered, ~0.15 after. The mean
+    of four passes varies less: 0.78-0.81 overall, 0.64-0.72 held out over eight noise seeds;
+    the floors sit under the worst of those.
+    """
     rows = [
         line.split("|")
         for line in EVAL.read_text().splitlines()
@@ -82,17 +89,21 @@ def test_recogniser_accuracy_on_20_sentences() -> None:
     corpus = set(corpus_sentences())
     assert all(s not in corpus for k, s in rows if k == "held")
     rec = Recognizer()
+    rng = np.random.default_rng(0)
     errors = {"in": [0, 0], "held": [0, 0]}
     for kind, sentence in rows:
         audio = resample(synthesize(sentence, USER_STYLE).samples, 24000, 16000)
-        e, n = word_errors(sentence, rec.transcribe(audio.tobytes()))
-        errors[kind][0] += e
-        errors[kind][1] += n
+        for noisy in range(4):
+            x = audio.astype(np.int32) + (rng.integers(-1, 2, len(audio)) if noisy else 0)
+            pcm = np.clip(x, -32768, 32767).astype(np.int16).tobytes()
+            e, n = word_errors(sentence, rec.transcribe(pcm))
+            errors[kind][0] += e
+            errors[kind][1] += n
     overall = 1 - (errors["in"][0] + errors["held"][0]) / (errors["in"][1] + errors["held"][1])
     held = 1 - errors["held"][0] / errors["held"][1]
     print(f"word accuracy overall {overall:.2f}, held-out {held:.2f}")
     assert overall >= 0.70
-    assert held >= 0.50
+    assert held >= 0.55
 
 
 def test_keyterms_make_a_rare_word_recognisable() -> None:

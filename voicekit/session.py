@@ -85,6 +85,7 @@ class _ReplyPlayback:
     received: int = 0
     played: int = 0
     dropped: int = 0
+    end: int | None = None  # session sample index after the last played sample
     started: bool = False
     done_status: str | None = None
     stopped: bool = False
@@ -768,6 +769,7 @@ class Session:
                 self._playing = p.reply_id
                 self._emit("playback.start", reply_id=p.reply_id, offset=p.offset)
             rec.played += len(p.samples)
+            rec.end = p.offset + len(p.samples)
             if self._writer is not None:
                 self._writer.write_agent_audio(p.offset, p.samples)
         for rec in list(self._replies.values()):
@@ -791,6 +793,7 @@ class Session:
             reply_id=rec.reply_id,
             played=rec.played,
             dropped=rec.dropped,
+            end=rec.end,
             reason=reason,
         )
 

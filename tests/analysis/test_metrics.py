@@ -169,6 +169,29 @@ def test_barge_in_table_hand_computed(conversation) -> None:
     assert (row.played, row.received) == (36000, 72000)
 
 
+def test_a_playback_gap_moves_the_end_of_the_reply(tmp_path) -> None:
+    """A device that ran dry for 0.1 s mid-reply: the reply is heard 0.1 s longer than
+    ``offset + played`` says; ``playback.stop``'s ``end`` gives where it really stopped."""
+    b = Bundle(tmp_path)
+    b.ev(0.0, "local", "session.start", backend="local")
+    b.ev(0.0, "local", "config.epoch", epoch=0, config=config(600))
+    audio = tone(2.0)
+    b.ev(0.95, "recv", "reply.started", reply_id="r")
+    b.ev(1.0, "recv", "reply.audio", reply_id="r", samples=len(audio))
+    b.ev(1.0, "local", "playback.start", reply_id="r", offset=R)
+    b.w.write_agent_audio(R, audio[: R // 2])  # 1.0-1.5 s, then 0.1 s of nothing
+    b.w.write_agent_audio(R * 16 // 10, audio[R // 2 : R])  # 1.6-2.1 s
+    b.ev(1.8, "local", "user.utterance", start=1.8, end=2.4, text="stop", kind="barge_in", turn=0)
+    b.ev(1.9, "recv", "input.speech.started")
+    stop = dict(played=R, dropped=len(audio) - R, end=R * 21 // 10, reason="speech_started")
+    b.ev(2.1, "local", "playback.stop", reply_id="r", **stop)
+    b.ev(2.1, "recv", "reply.done", reply_id="r", status="interrupted")
+    b.ev(5.0, "local", "session.stop", status="ended")
+    row = b.close().barge_ins.iloc[0]
+    assert row.stop_latency == pytest.approx(0.3, abs=1e-4)  # 2.1 - 1.8, not 2.0 - 1.8
+    assert row.residual == pytest.approx(0.3, abs=1e-4)
+
+
 def test_summary_medians_counts_and_greeting(conversation) -> None:
     s = conversation.summary()
     assert s["turns"] == 3

@@ -76,6 +76,7 @@ def test_scripted_conversation_is_logged_on_one_clock(agent, tmp_path) -> None:
     stop = log.of_type("playback.stop")[0]
     played = agent_audio[first["offset"] : first["offset"] + stop["played"]]
     assert stop["reason"] == "completed" and stop["dropped"] == 0
+    assert stop["end"] == first["offset"] + stop["played"]  # the null sink never runs dry
     assert len(played) == stop["played"] and np.abs(played).max() > 1000
     exec_line = log.of_type("tool.exec")[0]
     assert exec_line["ok"] and exec_line["name"] == "get_weather"

@@ -200,6 +200,7 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
                 "offset": None,
                 "played": 0,
                 "dropped": 0,
+                "end": None,
                 "stop_t": math.nan,
                 "reason": None,
                 "status": None,
@@ -233,6 +234,8 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
             r["offset"] = int(e["offset"])
         elif kind == "playback.stop":
             r["played"], r["dropped"] = int(e.get("played", 0)), int(e.get("dropped", 0))
+            if e.get("end") is not None:  # older logs have no "end"
+                r["end"] = int(e["end"])
             r["reason"], r["stop_t"] = e.get("reason"), e["t"]
         elif kind == "reply.done":
             r["status"] = e.get("status")
@@ -243,7 +246,10 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
         if math.isnan(r["started"]):
             r["started"] = r["first_audio"]
         if r["offset"] is not None:
-            span = track.audible(r["offset"], r["offset"] + (r["played"] or r["received"]))
+            # "end" is later than offset + played when the device ran dry mid-reply
+            if r["end"] is None:
+                r["end"] = r["offset"] + (r["played"] or r["received"])
+            span = track.audible(r["offset"], r["end"])
             if span is not None:
                 r["a_on"], r["a_off"] = span[0] / RATE, (span[1] + 1) / RATE
                 r["lead_silence"] = (span[0] - r["offset"]) / RATE
@@ -396,16 +402,12 @@ def barge_in_table(log: SessionLog) -> pd.DataFrame:
             continue
         onset = s["start"]
         r = next(
-            (
-                r
-                for r in replies
-                if r["offset"] / RATE <= onset < (r["offset"] + r["played"]) / RATE + 0.05
-            ),
+            (r for r in replies if r["offset"] / RATE <= onset < r["end"] / RATE + 0.05),
             None,
         )
         if r is None:
             continue
-        stop = (r["offset"] + r["played"]) / RATE
+        stop = r["end"] / RATE
         cut = r["reason"] not in (None, "completed") or r["status"] == "interrupted"
         if s["source"] == "script":
             kind = "interruption" if s["kind"] == "barge_in" else "backchannel"

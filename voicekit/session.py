@@ -260,6 +260,9 @@ class Session:
         self._resume_token: str | None = None
         self._result: Any = None
         self._link: AudioLink | None = None
+        # agent audio the reader got before start() wired the sink (the greeting's first
+        # chunks can come in the same read as session.ready); written once the sink starts
+        self._early_audio: list[tuple[str, NDArray[np.int16]]] = []
         self._sent_audio: collections.deque[tuple[int, int]] = collections.deque()
         self._outbox: collections.deque[tuple[Any, str]] = collections.deque()
         self._sender: asyncio.Task[Any] | None = None
@@ -533,6 +536,9 @@ class Session:
         self._link = link
         self.source.start(link)
         self.sink.start(link)
+        early, self._early_audio = self._early_audio, []
+        for reply_id, samples in early:
+            self.sink.write(reply_id, samples)
         self._spawn(self._pacer(), "voicekit-pacer")
 
     async def _fail(self, exc: BaseException) -> None:
@@ -741,6 +747,9 @@ class Session:
             rec.dropped += len(samples)  # late audio of an interrupted reply is not played
             return
         rec.received += len(samples)
+        if self._link is None:
+            self._early_audio.append((reply_id, samples))
+            return
         self.sink.write(reply_id, samples)
 
     def _barge_in(self, reason: str, only: str | None = None) -> None:
@@ -750,6 +759,9 @@ class Session:
         that block is heard, so it must count as played before ``playback.stop``.
         """
         dropped = self.sink.flush()
+        for rid, samples in self._early_audio:
+            dropped[rid] = dropped.get(rid, 0) + len(samples)
+        self._early_audio = [(r, a) for r, a in self._early_audio if only is not None and r != only]
         self._poll_sink()
         for rid, n in dropped.items():
             if only is not None and rid != only:

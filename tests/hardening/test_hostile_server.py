@@ -35,6 +35,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 import voicekit as vk
+from voicekit.audio.sinks import NullSink
 
 from ._background import BackgroundLoop
 
@@ -52,6 +53,9 @@ Expect = list[tuple[str, int | None]]  # ("error" | "recv", fuzz id or None), in
 def _tone(seconds: float, hz: float = 440.0) -> bytes:
     t = np.arange(int(24000 * seconds)) / 24000
     return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+
+REPLY_TONE = _tone(0.3)  # the agent's replies: 0.3 s, sent in 10 ms frames
 
 
 def _b64(data: bytes) -> str:
@@ -264,8 +268,9 @@ class Storm:
 class HostileAgent(BackgroundLoop):
     """A websockets server in a thread: a valid handshake, a storm on demand, then sane."""
 
-    def __init__(self) -> None:
+    def __init__(self, greet: bool = False) -> None:
         super().__init__()
+        self.greet = greet  # a reply straight after session.ready, in the same burst
         self.received: list[tuple[float, dict[str, Any]]] = []
         self.ws: ServerConnection | None = None
         self.storm_done_at: float | None = None
@@ -299,6 +304,8 @@ class HostileAgent(BackgroundLoop):
                         config=msg["session"],
                     )
                     self._connected.set()
+                    if self.greet:
+                        await self._reply("resp_greeting")
                 elif kind == "session.update":
                     await self._send("session.updated", config=msg["session"])
                 elif kind == "reply.create":
@@ -311,9 +318,8 @@ class HostileAgent(BackgroundLoop):
 
     async def _reply(self, rid: str) -> None:
         await self._send("reply.started", reply_id=rid, item_id="msg_1")
-        audio = _tone(0.3)
-        for k in range(0, len(audio), 480):
-            await self._send("reply.audio", reply_id=rid, data=_b64(audio[k : k + 480]))
+        for k in range(0, len(REPLY_TONE), 480):
+            await self._send("reply.audio", reply_id=rid, data=_b64(REPLY_TONE[k : k + 480]))
         await self._send("transcript.agent", reply_id=rid, item_id="msg_1", text="still here")
         await self._send("reply.done", reply_id=rid, status="completed")
 
@@ -337,6 +343,41 @@ class HostileAgent(BackgroundLoop):
     def stop(self) -> None:
         self.run(self._stop(), 5)
         self.close_loop()
+
+
+class OrderSink(NullSink):
+    """A null sink that records the order of ``start`` and ``write`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def start(self, link: Any) -> None:
+        self.calls.append("start")
+        super().start(link)
+
+    def write(self, reply_id: str, samples: Any) -> None:
+        self.calls.append("write")
+        super().write(reply_id, samples)
+
+
+def test_audio_in_the_same_burst_as_session_ready_is_played(tmp_path: Path) -> None:
+    """A greeting whose audio follows session.ready at once is read before start() has wired
+    the sink; it is held and written after the sink starts (not lost, nor written first)."""
+    agent = HostileAgent(greet=True)
+    sink = OrderSink()
+    try:
+        played = threading.Event()
+        s = vk.Session(url=agent.url, audio_in="null", audio_out=sink, log_dir=tmp_path)
+        s.on("playback.stop", lambda e: played.set())
+        with s:
+            played.wait(5)  # 0.3 s of audio; before the fix it never played
+            log_path = s.log_path
+    finally:
+        agent.stop()
+    assert sink.calls[0] == "start" and "write" in sink.calls
+    stop = vk.load_log(log_path).of_type("playback.stop")[0]
+    assert (stop["reason"], stop["played"]) == ("completed", len(REPLY_TONE) // 2)
 
 
 @pytest.fixture

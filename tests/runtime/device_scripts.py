@@ -27,6 +27,8 @@ import voicekit as vk
 from voicekit.audio.sinks import SpeakerSink
 from voicekit.audio.sources import AudioLink, MicSource
 
+QUESTION = "please tell me about the trains to london tomorrow morning"
+
 
 def _link(pushed: list[np.ndarray]) -> tuple[AudioLink, asyncio.AbstractEventLoop]:
     """A real AudioLink on a loop thread, as a session would make it."""
@@ -103,7 +105,7 @@ def pulse(out: Path) -> dict[str, Any]:
         write_wav(path, synthesize(text, USER_STYLE).samples, 24000)
         return path
 
-    question = line("question", "please tell me about the trains to london tomorrow morning")
+    question = line("question", QUESTION)
     barge = line("barge", "no no wait stop that please")
     recorder = ["parecord", "--device=vk_speaker.monitor", "--rate=24000", "--channels=1"]
     record = subprocess.Popen([*recorder, "--file-format=wav", str(out / "speaker.wav")])

@@ -76,7 +76,9 @@ def test_scripted_conversation_is_logged_on_one_clock(agent, tmp_path) -> None:
     stop = log.of_type("playback.stop")[0]
     played = agent_audio[first["offset"] : first["offset"] + stop["played"]]
     assert stop["reason"] == "completed" and stop["dropped"] == 0
-    assert stop["end"] == first["offset"] + stop["played"]  # the null sink never runs dry
+    # the null sink plays in real time without a cushion: a chunk that comes late leaves a
+    # gap, so the reply ends a little after offset + played
+    assert 0 <= stop["end"] - first["offset"] - stop["played"] < 0.2 * 24000
     assert len(played) == stop["played"] and np.abs(played).max() > 1000
     exec_line = log.of_type("tool.exec")[0]
     assert exec_line["ok"] and exec_line["name"] == "get_weather"

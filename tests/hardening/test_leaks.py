@@ -15,6 +15,7 @@ import asyncio
 import gc
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,10 @@ RSS_BUDGET_MB = 20.0  # over 200 session cycles / 50 panel cycles
 SAMPLE_EVERY = 5  # cycles between RSS samples
 
 
-def _counts(agent: vk.local.LocalAgent) -> dict[str, int]:
-    """What a leak would grow: this process's threads, fds, sockets, and asyncio tasks."""
+def _counts(agent: vk.local.LocalAgent, settle: Callable[[], None]) -> dict[str, int]:
+    """What a leak would grow: this process's threads, fds, sockets, and asyncio tasks
+    (counted once the agent's per-session threads, which end just after a client, are gone)."""
+    settle()
     gc.collect()
     proc = psutil.Process()
     return {
@@ -73,17 +76,19 @@ def _session_cycle(agent: vk.local.LocalAgent, log_dir: Any) -> None:
     assert loop.is_closed() and not asyncio.all_tasks(loop)
 
 
-def test_session_start_stop_cycles_leave_nothing_behind(agent, tmp_path) -> None:
+def test_session_start_stop_cycles_leave_nothing_behind(
+    agent, tmp_path, agent_sessions_ended
+) -> None:
     """Many Session start/stop cycles: thread, fd, socket and task counts back to baseline."""
     warm_up = 20  # imports, caches, the agent's worker threads and their malloc arenas
     for _ in range(warm_up):
         _session_cycle(agent, tmp_path)
-    before, rss = _counts(agent), [_rss_mb()]
+    before, rss = _counts(agent, agent_sessions_ended), [_rss_mb()]
     for i in range(SESSION_CYCLES):
         _session_cycle(agent, tmp_path)
         if (i + 1) % SAMPLE_EVERY == 0:
             rss.append(_rss_mb())
-    after = _counts(agent)
+    after = _counts(agent, agent_sessions_ended)
     assert not [t for t in threading.enumerate() if t.name == "voicekit-session"]
     assert not _grown(before, after), f"grew from {before} to {after} over {SESSION_CYCLES} cycles"
     trend = _rss_trend_mb(rss, 200)
@@ -92,8 +97,10 @@ def test_session_start_stop_cycles_leave_nothing_behind(agent, tmp_path) -> None
     assert len(list(tmp_path.iterdir())) == SESSION_CYCLES + warm_up  # one bundle a cycle
 
 
-def _kernel_counts(loop: asyncio.AbstractEventLoop, agent: vk.local.LocalAgent) -> dict[str, int]:
-    counts = _counts(agent)
+def _kernel_counts(
+    loop: asyncio.AbstractEventLoop, agent: vk.local.LocalAgent, settle: Callable[[], None]
+) -> dict[str, int]:
+    counts = _counts(agent, settle)
     counts["kernel_tasks"] = len(asyncio.all_tasks(loop))
     # timers the panel schedules on the kernel loop (ticks, debounces); asyncio keeps
     # cancelled ones in its heap for a while, so count only live ones
@@ -102,7 +109,9 @@ def _kernel_counts(loop: asyncio.AbstractEventLoop, agent: vk.local.LocalAgent) 
     return counts
 
 
-def test_panel_start_stop_cycles_in_a_kernel_loop_leave_nothing_behind(agent, tmp_path) -> None:
+def test_panel_start_stop_cycles_in_a_kernel_loop_leave_nothing_behind(
+    agent, tmp_path, agent_sessions_ended
+) -> None:
     """One AgentPanel started/stopped many times on a running loop: no tick, task or fd left."""
 
     async def main() -> tuple[dict[str, int], dict[str, int], list[float]]:
@@ -119,12 +128,12 @@ def test_panel_start_stop_cycles_in_a_kernel_loop_leave_nothing_behind(agent, tm
 
         for _ in range(3):
             await cycle()
-        before, rss = _kernel_counts(loop, agent), [_rss_mb()]
+        before, rss = _kernel_counts(loop, agent, agent_sessions_ended), [_rss_mb()]
         for i in range(PANEL_CYCLES):
             await cycle()
             if (i + 1) % SAMPLE_EVERY == 0:
                 rss.append(_rss_mb())
-        return before, _kernel_counts(loop, agent), rss
+        return before, _kernel_counts(loop, agent, agent_sessions_ended), rss
 
     before, after, rss = asyncio.run(main())
     assert not _grown(before, after), f"grew from {before} to {after} over {PANEL_CYCLES} cycles"
@@ -132,7 +141,9 @@ def test_panel_start_stop_cycles_in_a_kernel_loop_leave_nothing_behind(agent, tm
     assert trend < RSS_BUDGET_MB, f"RSS trend {trend:.1f} MB per 50 cycles; samples {rss}"
 
 
-def test_panels_made_run_and_closed_free_their_widgets(agent, tmp_path) -> None:
+def test_panels_made_run_and_closed_free_their_widgets(
+    agent, tmp_path, agent_sessions_ended
+) -> None:
     """A cell re-run makes a new panel each time: close() frees its ~120 widgets and memory.
 
     ipywidgets holds every open widget (and through its observers the panel) forever; before
@@ -164,12 +175,15 @@ def test_panels_made_run_and_closed_free_their_widgets(agent, tmp_path) -> None:
 
         for _ in range(3):
             await cycle()
-        before, rss = {**_kernel_counts(loop, agent), **objects()}, [_rss_mb()]
+        before, rss = (
+            {**_kernel_counts(loop, agent, agent_sessions_ended), **objects()},
+            [_rss_mb()],
+        )
         for i in range(PANEL_CYCLES):
             await cycle()
             if (i + 1) % SAMPLE_EVERY == 0:
                 rss.append(_rss_mb())
-        return before, {**_kernel_counts(loop, agent), **objects()}, rss
+        return before, {**_kernel_counts(loop, agent, agent_sessions_ended), **objects()}, rss
 
     before, after, rss = asyncio.run(main())
     assert not _grown(before, after), f"grew from {before} to {after} over {PANEL_CYCLES} panels"

@@ -73,7 +73,7 @@ def _fds() -> int:
     return len(os.listdir(f"/proc/{os.getpid()}/fd"))
 
 
-def test_fifty_start_stop_cycles_leak_nothing(agent, tmp_path) -> None:
+def test_fifty_start_stop_cycles_leak_nothing(agent, tmp_path, agent_sessions_ended) -> None:
     def cycle() -> None:
         s = vk.Session(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
         s.start()
@@ -81,10 +81,12 @@ def test_fifty_start_stop_cycles_leak_nothing(agent, tmp_path) -> None:
 
     for _ in range(3):
         cycle()
+    agent_sessions_ended()
     gc.collect()
     threads, fds = threading.active_count(), _fds()
     for _ in range(50):
         cycle()
+    agent_sessions_ended()
     gc.collect()
     assert threading.active_count() <= threads
     assert _fds() <= fds + 2

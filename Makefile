@@ -44,9 +44,11 @@ sysdeps:
 	  echo "not root: cannot install$$missing; run 'sudo apt-get install$$missing' (tests needing them will fail)"; \
 	fi
 
+# JupyterLab starts wherever a newcomer runs it (tools/lab.py): as root (--allow-root), with no
+# display (--no-browser) and with LAB_PORT taken (the next free port, said in one line).
 lab: $(VENV)/.installed
-	$(VENV)/bin/jupyter lab --version >/dev/null 2>&1 || $(PIP) install -q 'jupyterlab>=4.2' 'ipympl>=0.9.4'
-	$(VENV)/bin/jupyter lab --port=$(LAB_PORT) notebooks/quickstart.ipynb
+	$(PY) -c 'import jupyterlab, ipympl' 2>/dev/null || $(PIP) install -q 'jupyterlab>=4.2' 'ipympl>=0.9.4'
+	$(PY) tools/lab.py --port=$(LAB_PORT) notebooks/quickstart.ipynb
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check voicekit tests benchmarks

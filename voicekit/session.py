@@ -25,9 +25,11 @@ import atexit
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 import weakref
@@ -62,7 +64,10 @@ log = logging.getLogger("voicekit.session")
 HOSTED_URL = "wss://agents.assemblyai.com/v1/ws"
 BLOCK = 1200  # 50 ms at 24 kHz
 STOP_TIMEOUT_S = 2.0
-GAP_SAMPLES = SAMPLE_RATE // 10  # input lagging more than 100 ms is logged as input.gap
+# A paced source (script, WAV, array) whose loop turn came late sends the blocks it missed at
+# once, up to this much: its audio is virtual and never lost to a busy machine. Further
+# behind (a stall), the pacer skips to now and logs an input.gap instead of a burst.
+CATCH_UP_SAMPLES = SAMPLE_RATE  # 1 s
 Status = Literal["idle", "connecting", "ready", "ended", "error"]
 
 _live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
@@ -118,7 +123,14 @@ class Session:
     input_device, output_device : int or str, optional
         Sound devices for ``"mic"`` / ``"speaker"`` (index or part of the name).
     connect_timeout : float
-        Seconds to wait for ``session.ready``.
+        Seconds to wait for ``session.ready``. A connection lost before it (a drop, close
+        1006, a server restarting) is tried again with backoff within this budget; each
+        failed attempt is a ``connection.retry`` line of the log. Auth and configuration
+        errors are not retried.
+    token : str or callable, optional
+        A temporary token (sent as ``?token=``), or a function returning a fresh one: it is
+        called before every connection attempt (the first, each retry, each resume), so a
+        single-use token is never sent twice. Never logged.
     input_format, output_format : {"audio/pcm", "audio/pcmu", "audio/pcma"}
         Wire encodings; audio is always 24 kHz int16 inside voicekit.
 
@@ -148,6 +160,7 @@ class Session:
         connect_timeout: float = 10.0,
         input_format: str = "audio/pcm",
         output_format: str = "audio/pcm",
+        token: str | Callable[[], str] | None = None,
     ) -> None:
         from voicekit.protocol import AudioFormat, SessionConfig, check_voice
 
@@ -205,6 +218,12 @@ class Session:
                 "e.g. 10",
                 field="connect_timeout",
             )
+        if token is not None and not (isinstance(token, str) or callable(token)):
+            raise ConfigError(
+                f"token must be a temporary token (str) or a function returning a fresh one, "
+                f"got {type(token).__name__}",
+                field="token",
+            )
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise ConfigError(
                 f"log_dir must be a directory path (str or pathlib.Path) or None for no log, "
@@ -235,6 +254,9 @@ class Session:
         self.sink: Sink = make_sink(audio_out, output_device)
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.connect_timeout = connect_timeout
+        self._token = token
+        self._tokens_sent: collections.deque[str] = collections.deque(maxlen=16)
+        self._handshaking = False
 
         self.status: Status = "idle"
         self.last_error: BaseException | None = None
@@ -520,15 +542,7 @@ class Session:
         self._emit("config.epoch", epoch=0, config=self.config.to_dict())
         self._proto = ClientProtocol(self.config)
         try:
-            await self._connect(url)
-            await asyncio.wait_for(asyncio.shield(self._ready), self.connect_timeout)
-        except TimeoutError:
-            exc: BaseException = VKConnectionError(
-                f"no session.ready from {self._url_for_log()} within "
-                f"{self.connect_timeout:g} s; check the URL and that the agent is running"
-            )
-            await self._fail(exc)
-            raise exc from None
+            await self._handshake(url)
         except BaseException as exc:
             await self._fail(exc)
             raise
@@ -541,49 +555,106 @@ class Session:
             self.sink.write(reply_id, samples)
         self._spawn(self._pacer(), "voicekit-pacer")
 
+    async def _handshake(self, url: str) -> None:
+        """Connect and wait for ``session.ready``, trying again with backoff while a lost
+        connection is worth it and ``connect_timeout`` lasts."""
+        from voicekit.protocol import backoff_delays
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        delays = backoff_delays(base=0.1, cap=2.0, budget=self.connect_timeout)
+        self._handshaking = True
+        try:
+            for attempt in itertools.count(1):
+                self._ready = loop.create_future()
+                try:
+                    await self._connect(url, timeout=deadline - loop.time())
+                    await asyncio.wait_for(
+                        asyncio.shield(self._ready), max(0.0, deadline - loop.time())
+                    )
+                    return
+                except TimeoutError:
+                    tries = f" ({attempt} attempts)" if attempt > 1 else ""
+                    raise VKConnectionError(
+                        f"no session.ready from {self._url_for_log()} within "
+                        f"{self.connect_timeout:g} s{tries}; check the URL and that the agent "
+                        "is running, or raise connect_timeout"
+                    ) from None
+                except (VKConnectionError, ServerError) as exc:
+                    if not self._retryable(exc):
+                        raise
+                    delay = next(delays, None)
+                    if delay is None or loop.time() + delay >= deadline:
+                        raise _gave_up(exc, attempt, self.connect_timeout) from None
+                    self._emit(
+                        "connection.retry", attempt=attempt, error=str(exc), delay=round(delay, 3)
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            self._handshaking = False
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, _HandshakeLost):
+            return True
+        code = exc.code if isinstance(exc, ConnectionClosed) else None
+        return isinstance(exc, (ConnectionClosed, ServerError)) and bool(
+            self._proto.handshake_retryable(code)
+        )
+
     async def _fail(self, exc: BaseException) -> None:
         self.status = "error"
         self.last_error = exc
         self._emit("error", message=str(exc), error=type(exc).__name__)
         await self._teardown()
 
-    async def _connect(self, url: str, resume: bool = False) -> None:
+    async def _connect(self, url: str, resume: bool = False, timeout: float | None = None) -> None:
         from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
 
         headers = {}
         credential = self._resume_token if resume and self._resume_token else self._api_key
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
-        _abort(self._ws)  # a connection a failed resume attempt left open: its socket goes
+        url = self._with_fresh_token(url)
+        _abort(self._ws)  # a connection a failed attempt left open: its socket goes
+        timeout = self.connect_timeout if timeout is None else max(0.01, timeout)
+        where = self._url_for_log()
         try:
             self._ws = await asyncio.wait_for(
                 connect(
                     url,
                     additional_headers=headers,
                     max_size=None,
-                    open_timeout=self.connect_timeout,
+                    open_timeout=timeout,
                     ping_interval=20,
                     ping_timeout=20,
                     user_agent_header=f"voicekit/{self._meta()['voicekit']}",
                     logger=MaskedLogger("websockets.client", self._secrets),
                 ),
-                self.connect_timeout,
+                timeout,
             )
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
+            raise  # the handshake's budget is spent: the caller says so
+        except (ConnectionRefusedError, socket.gaierror) as exc:  # nobody there: no retry
             raise VKConnectionError(
-                f"cannot connect to {self._url_for_log()}: {exc}; check the URL, the network, "
+                f"cannot connect to {where}: {exc}; check the URL, the network, "
                 "or use backend='local' for the offline stand-in agent"
             ) from None
-        except Exception as exc:  # handshake refused (HTTP 401/403 ...)
-            text = str(exc)
-            if self._api_key:
-                text = text.replace(self._api_key, "***")
+        except OSError as exc:  # reset, broken pipe: lost on the way, worth another try
+            raise _HandshakeLost(
+                f"connection to {where} lost during the handshake: {exc}"
+            ) from None
+        except Exception as exc:  # handshake refused (HTTP 401/403 ...) or cut
+            text = _mask_all(str(exc), self._secrets())
             if "401" in text or "403" in text:
                 raise AuthError(
                     f"the agent refused the credentials ({text}); check api_key or "
                     "ASSEMBLYAI_API_KEY"
                 ) from None
-            raise VKConnectionError(f"cannot connect to {self._url_for_log()}: {text}") from None
+            status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+            if status is None or status >= 500:  # no valid HTTP answer, or a server error
+                raise _HandshakeLost(f"cannot connect to {where}: {text}") from None
+            raise VKConnectionError(f"cannot connect to {where}: {text}") from None
         if resume:
             self._proto.resume()
         else:
@@ -591,12 +662,29 @@ class Session:
         self._flush()
         self._spawn(self._reader(self._ws), "voicekit-reader")
 
+    def _with_fresh_token(self, url: str) -> str:
+        """``url`` with this attempt's ``?token=``: a fresh one when ``token`` mints them."""
+        if self._token is None:
+            return url
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        token = self._token if isinstance(self._token, str) else self._token()
+        if not isinstance(token, str) or not token:
+            raise ConfigError(
+                f"the token function returned {type(token).__name__}, not a token string",
+                field="token",
+            )
+        self._tokens_sent.append(token)
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "token"]
+        return urlunsplit(parts._replace(query=urlencode([*query, ("token", token)])))
+
     def _secrets(self) -> list[str]:
-        """This session's credentials: API key, resume token, ``?token=`` of the URL."""
+        """This session's credentials: API key, resume token, every token it sent."""
         from urllib.parse import parse_qs, urlsplit
 
         query = parse_qs(urlsplit(self._url or "").query)
-        found = [self._api_key, self._resume_token, *query.get("token", [])]
+        found = [self._api_key, self._resume_token, *query.get("token", []), *self._tokens_sent]
         return [s for s in found if s]
 
     def _flush(self, *, spawn: bool = True) -> None:
@@ -831,20 +919,22 @@ class Session:
         loop = asyncio.get_running_loop()  # loop.time() is time.monotonic()
         offset = round(self.now() * SAMPLE_RATE)
         while True:
-            target = offset + BLOCK
-            await asyncio.sleep(max(0.0, self._t0 + target / SAMPLE_RATE - loop.time()))
+            await asyncio.sleep(max(0.0, self._t0 + (offset + BLOCK) / SAMPLE_RATE - loop.time()))
+            # the blocks due by now: one, or those a late turn of the loop missed
+            behind = round(self.now() * SAMPLE_RATE) - offset
+            if behind > CATCH_UP_SAMPLES + BLOCK:  # a stall: skip to now, say so
+                self._emit("input.gap", duration=behind / SAMPLE_RATE, reason="input lagged")
+                offset += behind - behind % BLOCK
+                behind %= BLOCK
+            due = max(1, behind // BLOCK)
             if self.status == "ready" and self.source.paced:
-                block = self.source.generate(offset, BLOCK)
-                self._send_user_audio(np.asarray(block, np.int16), offset)
+                for k in range(due):
+                    block = self.source.generate(offset + k * BLOCK, BLOCK)
+                    self._send_user_audio(np.asarray(block, np.int16), offset + k * BLOCK)
                 self._flush(spawn=False)
                 if self._sender is None:
                     await self._send_queued()
-            offset = target
-            # if the loop was starved, skip ahead rather than burst; log the gap
-            behind = round(self.now() * SAMPLE_RATE) - offset
-            if behind > GAP_SAMPLES:
-                self._emit("input.gap", duration=behind / SAMPLE_RATE, reason="input lagged")
-                offset += behind - behind % BLOCK
+            offset += due * BLOCK
             self._poll_sink()
 
     # -- tools -------------------------------------------------------------------------
@@ -904,16 +994,17 @@ class Session:
         assert self._ended is not None
         if self._stopping or self._ended.is_set():
             return
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_exception(
-                ConnectionClosed(
-                    f"the agent closed the connection before session.ready (code {code}"
-                    f"{', ' + reason if reason else ''})",
-                    code=code,
-                    reason=reason,
+        if self._handshaking or (self._ready is not None and not self._ready.done()):
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(
+                    ConnectionClosed(
+                        f"the agent closed the connection before session.ready (code {code}"
+                        f"{', ' + reason if reason else ''})",
+                        code=code,
+                        reason=reason,
+                    )
                 )
-            )
-            return
+            return  # the handshake decides: another attempt, or the error start() raises
         if code in (1008, 1011):  # policy / internal error: fatal (§3); others: resume
             if self.last_error is None:
                 self.last_error = ConnectionClosed(
@@ -1037,6 +1128,31 @@ def _stop_all_at_exit() -> None:
 
 
 atexit.register(_stop_all_at_exit)
+
+
+class _HandshakeLost(VKConnectionError):
+    """The connection broke before the WebSocket handshake finished: worth another try."""
+
+
+def _gave_up(exc: BaseException, attempts: int, budget: float) -> BaseException:
+    """The error ``start()`` raises when the handshake budget is spent: the last one's type."""
+    text = f"{exc}; gave up after {attempts} attempts in {budget:g} s (connect_timeout)"
+    if isinstance(exc, ConnectionClosed):
+        return ConnectionClosed(text, code=exc.code, reason=exc.reason)
+    if isinstance(exc, ServerError):
+        return ServerError(
+            f"{exc.server_message}; gave up after {attempts} attempts",
+            code=exc.code,
+            param=exc.param,
+            fatal=True,
+        )
+    return VKConnectionError(text)
+
+
+def _mask_all(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _abort(ws: Any) -> None:

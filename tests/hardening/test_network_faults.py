@@ -1,8 +1,12 @@
 """Network faults between vk.Session and the stand-in agent: resume, or a clear error.
 
 A fault-injecting TCP proxy (asyncio, in its own thread) sits between the session and
-``voicekit.local.serve(port=0)``. The first connection of each session gets one fault at a
-seeded random moment:
+``voicekit.local.serve(port=0)``. The first connection of each session gets one fault, timed
+from a protocol event the proxy sees pass (``at`` seconds after the agent's
+``session.ready``, by default), never from the moment of connecting: how long a handshake
+takes depends on the machine, and a fault meant for a running session must not land in it.
+A fault at ``session.updated`` with ``at=0`` cuts the connection inside the handshake
+(the client sees no ``session.ready``), which the session must retry.
 
 - ``drop``: both sides of the connection are cut (TCP abort);
 - ``stall``: nothing is forwarded for 5 s, either way, then traffic goes on;
@@ -25,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -54,28 +60,42 @@ class Fault:
     """One fault, armed for the next connection the proxy accepts."""
 
     kind: str
-    at: float  # seconds after that connection opened
+    at: float  # seconds after the first server frame of type ``after`` passed the proxy
+    after: str = "session.ready"
     direction: str = "to_client"  # half_close: the direction whose write side is shut
+    every: bool = False  # every connection gets it, not only the next one
     outage: float = 0.0  # partition: seconds during which reconnects are refused
     fired_at: float | None = None  # time.monotonic() when injected
     fired: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def describe(self) -> str:
+        name = self.kind
         if self.kind == "half_close":
-            return f"half_close:{self.direction}"
+            name = f"half_close:{self.direction}"
         if self.kind == "partition":
-            return f"partition:{self.outage:.0f}s"
-        return self.kind
+            name = f"partition:{self.outage:.0f}s"
+        return name if self.after == "session.ready" else f"{name}@{self.after}"
+
+    @property
+    def marker(self) -> bytes:
+        """The bytes of a server frame of type ``after`` (the agent sends JSON text frames,
+        uncompressed, unmasked)."""
+        return json.dumps(self.after).encode()
 
 
 class _Link:
     """One proxied connection: both stream pairs and the fault state."""
 
-    def __init__(self, client: asyncio.StreamWriter, agent: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, client: asyncio.StreamWriter, agent: asyncio.StreamWriter, fault: Fault | None
+    ) -> None:
         self.writers = {"to_agent": agent, "to_client": client}
         self.stall_until = 0.0
         self.slow_until = 0.0
         self.shut: set[str] = set()
+        self.fault = fault
+        self.triggered = asyncio.Event()  # the fault's ``after`` frame went by
+        self.tail = b""  # the end of what went to the client: a marker split across reads
 
     def abort(self) -> None:
         for w in self.writers.values():
@@ -124,14 +144,16 @@ class FaultProxy(BackgroundLoop):
             if loop.time() < self._refuse_until:  # a partition: the connection is cut at once
                 c_writer.transport.abort()
                 return
-            fault, self._pending = self._pending, None
+            fault = self._pending
+            if fault is not None and not fault.every:
+                self._pending = None
             try:
                 upstream = self._failover if self._failed_over else self._upstream
                 a_reader, a_writer = await asyncio.open_connection(*upstream)
             except OSError:
                 c_writer.transport.abort()
                 return
-            link = _Link(c_writer, a_writer)
+            link = _Link(c_writer, a_writer, fault)
             self._links.add(link)
             pumps = [
                 loop.create_task(self._pump(c_reader, link, "to_agent")),
@@ -163,6 +185,8 @@ class FaultProxy(BackgroundLoop):
             while data := await reader.read(65536):
                 if direction in link.shut:
                     continue  # its write side was shut: what comes is lost
+                if direction == "to_client" and self._trigger(link, data):
+                    return  # cut at the trigger frame: it never reaches the client
                 if (wait := link.stall_until - loop.time()) > 0:
                     await asyncio.sleep(wait)
                 if loop.time() < link.slow_until:
@@ -179,8 +203,29 @@ class FaultProxy(BackgroundLoop):
         except (OSError, RuntimeError):
             link.abort()
 
+    def _trigger(self, link: _Link, data: bytes) -> bool:
+        """Note the fault's trigger frame in data going to the client; True when the link
+        was cut right there (a zero-delay drop)."""
+        fault = link.fault
+        if fault is None or link.triggered.is_set():
+            return False
+        seen, link.tail = link.tail + data, data[-64:]
+        if fault.marker not in seen:
+            return False
+        link.triggered.set()
+        if fault.at <= 0 and fault.kind in ("drop", "partition", "failover"):
+            self._fire(fault, link)
+            return True
+        return False
+
     async def _inject(self, fault: Fault, link: _Link) -> None:
+        await link.triggered.wait()
+        if fault.fired.is_set():
+            return
         await asyncio.sleep(fault.at)
+        self._fire(fault, link)
+
+    def _fire(self, fault: Fault, link: _Link) -> None:
         loop = asyncio.get_running_loop()
         fault.fired_at = time.monotonic()
         if fault.kind in ("drop", "partition", "failover"):
@@ -216,7 +261,7 @@ class FaultProxy(BackgroundLoop):
 
 
 def make_fault(kind: str, rng: random.Random) -> Fault:
-    """A seeded fault of ``kind`` at a random moment of a short session."""
+    """A seeded fault of ``kind`` at a random moment of a short session (after ready)."""
     fault = Fault(kind, at=rng.uniform(0.3, 3.5))
     if kind == "half_close":
         fault.direction = rng.choice(["to_client", "to_agent"])
@@ -403,3 +448,84 @@ def test_a_fault_is_resumed_or_ridden_out_and_the_log_stays_continuous(
         assert out.settle_s is not None and out.settle_s < 10.0
     else:
         assert out.result == "rode_through", out.row()
+
+
+def _retries(log: Any) -> list[dict[str, Any]]:
+    return [e for e in log.raw_events if e["type"] == "connection.retry"]
+
+
+def test_a_connection_lost_in_the_handshake_is_retried(proxy: FaultProxy, tmp_path: Path) -> None:
+    """The first connection is cut as the agent answers session.update: start() retries and
+    the session works; the log shows the failed attempt."""
+    proxy.arm(Fault("drop", at=0, after="session.updated"))
+    user = vk.ScriptedUser([vk.Say("hello can you hear me")], gap=(0.3, 0.3), response_timeout=5)
+    with vk.Session(url=proxy.url, audio_in=user, audio_out="null", log_dir=tmp_path) as s:
+        assert s.status == "ready"
+        assert s.wait(30)
+    log = vk.load_log(s.log_path)
+    retries = _retries(log)
+    assert [r["attempt"] for r in retries] == [1], retries
+    assert "before session.ready" in retries[0]["error"] and retries[0]["delay"] > 0
+    assert log.turns["a_on"].notna().any(), "the retried session was answered"
+
+
+def test_the_handshake_gives_up_when_connect_timeout_is_spent(
+    proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Every connection is cut in the handshake: start() raises once the budget is spent,
+    saying how many attempts it made; each failed attempt but the last is a retry line."""
+    proxy.arm(Fault("drop", at=0, after="session.updated", every=True))
+    s = vk.Session(
+        url=proxy.url, audio_in="null", audio_out="null", log_dir=tmp_path, connect_timeout=2
+    )
+    try:
+        with pytest.raises(vk.ConnectionClosed, match=r"gave up after (\d+) attempts") as info:
+            s.start()
+    finally:
+        s.stop()
+        proxy.arm(Fault("stall", at=1e9))  # heal: the next connections pass
+    attempts = int(re.search(r"after (\d+) attempts", str(info.value)).group(1))  # type: ignore[union-attr]
+    assert attempts >= 3
+    assert info.value.code == 1006
+    log = vk.load_log(s.log_path)
+    assert [r["attempt"] for r in _retries(log)] == list(range(1, attempts))
+    assert log.of_type("error"), "the give-up is an error line"
+
+
+def test_each_attempt_gets_a_fresh_temporary_token(tmp_path: Path) -> None:
+    """With token= a function, every attempt mints a new single-use token: the retry after a
+    lost handshake is let in; with one fixed token it would be refused (used up)."""
+    import urllib.request
+
+    with vk.local.serve(profile="fast", api_key="test-key-not-secret") as agent:
+        proxy = FaultProxy(agent.url)
+        minted: list[str] = []
+
+        def mint() -> str:
+            req = urllib.request.Request(
+                agent.token_url + "?expires_in_seconds=60",
+                headers={"Authorization": "Bearer test-key-not-secret"},
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                minted.append(json.load(resp)["token"])
+            return minted[-1]
+
+        try:
+            proxy.arm(Fault("drop", at=0, after="session.updated"))
+            with vk.Session(
+                url=proxy.url, token=mint, audio_in="null", audio_out="null", log_dir=tmp_path
+            ) as s:
+                assert s.status == "ready"
+            assert len(minted) == 2 and minted[0] != minted[1]
+            text = (Path(s.log_path) / "events.jsonl").read_text()
+            assert _retries(vk.load_log(s.log_path)) and not any(t in text for t in minted)
+
+            proxy.arm(Fault("drop", at=0, after="session.updated"))
+            fixed = vk.Session(
+                url=proxy.url, token=mint(), audio_in="null", audio_out="null", log_dir=None
+            )
+            with pytest.raises(vk.AuthError):  # the retry reuses the spent token
+                fixed.start()
+            fixed.stop()
+        finally:
+            proxy.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import urllib.request
 
@@ -252,3 +253,27 @@ def test_four_concurrent_sessions_recognise_the_20_sentences(agent) -> None:
     accuracy = run(main())
     print(f"word accuracy through the server, 4 concurrent sessions: {accuracy:.2f}")
     assert accuracy >= 0.70
+
+
+def test_a_cold_agent_keeps_audio_sent_right_after_session_ready() -> None:
+    """session.ready does not wait for the speech pipeline of a new agent's first session;
+    audio that arrives before the pipeline is built is held, not lost."""
+    import voicekit as vk
+    from voicekit.local.speech.asr import word_errors
+
+    sentence = "what is the weather in paris"
+    with vk.local.serve(profile="fast") as server:  # new recognition processes: cold
+
+        async def main() -> str:
+            c = await RawClient.open(server.url, {})
+            # the whole utterance at once, before the pipeline can have been built
+            audio = np.concatenate([speech(sentence), silence(1.5)]).astype("<i2").tobytes()
+            await c.send("input.audio", audio=base64.b64encode(audio).decode())
+            heard = (await c.wait_for("transcript.user", timeout=30))["text"]
+            assert c.of("input.speech.started")
+            await c.close()
+            return str(heard)
+
+        heard = run(main())
+    errors, _ = word_errors(sentence, heard)
+    assert errors <= 2, f"heard {heard!r} for {sentence!r}: the start of the audio was lost?"

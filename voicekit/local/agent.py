@@ -154,6 +154,7 @@ class AgentSession:
         self._audio_due = 0.0  # loop time at which the audio received so far would end
         self.closed = False
         self._send_lock = asyncio.Lock()
+        self._held_audio: list[NDArray[np.int16]] = []  # audio before the pipeline was built
         self.delegate: AgentSession | None = None
 
     # -- socket loop ---------------------------------------------------------------------
@@ -189,6 +190,10 @@ class AgentSession:
         except Exception:  # the protocol reports bad input as session.error itself
             log.exception("voicekit.local: protocol failure")
             events = []
+        # what the protocol answered goes out before the events are handled: session.ready
+        # never waits for the speech pipeline (the first session of a cold agent builds it
+        # for ~1 s while its recognition processes start)
+        await self._flush()
         for event in events:
             try:
                 await self._on_event(event)
@@ -308,13 +313,30 @@ class AgentSession:
             1, thread_name_prefix=f"voicekit-agent-{session_id[-6:]}"
         )
         self._apply_config(config)
-        pipeline = await self._in_worker(_Pipeline, self)
+        if config.greeting:
+            self._start_reply(config.greeting, is_greeting=True)
+        self._spawn(self._build_pipeline(), "voicekit-pipeline")
+
+    async def _build_pipeline(self) -> None:
+        """Build the speech pipeline while frames keep flowing; then feed it the held audio.
+
+        Built off the session's worker, so the greeting's synthesis does not wait for it
+        (the VAD model loads in ~0.2 s, a recogniser ~0.3 s when no spare one is ready).
+        """
+        built = asyncio.get_running_loop().run_in_executor(None, _Pipeline, self)
+        try:
+            pipeline = await asyncio.shield(built)
+        except asyncio.CancelledError:  # the session ended meanwhile: free what gets built
+            built.add_done_callback(_close_built)
+            raise
         if self.closed:  # the socket closed while the pipeline was built
             pipeline.close()
             return
+        pipeline.configure(self.config)  # an update may have come while it was built
         self.pipeline = pipeline
-        if config.greeting:
-            self._start_reply(config.greeting, is_greeting=True)
+        while self._held_audio and self.pipeline is not None:  # audio coming meanwhile queues
+            await self._push_audio(self._held_audio[0])
+            del self._held_audio[0]
 
     async def _on_resumed(self, session_id: str) -> None:
         held: AgentSession | None = self.server.sessions.get(session_id)
@@ -334,7 +356,7 @@ class AgentSession:
 
     # -- user audio ------------------------------------------------------------------------
     async def _on_audio(self, wire: bytes) -> None:
-        if self.pipeline is None:
+        if self.closed or self.config is None:
             return
         from voicekit.audio import decode_from_wire
 
@@ -345,6 +367,13 @@ class AgentSession:
         self._audio_due = max(self._audio_due, now - AUDIO_AHEAD_S) + seconds
         if self._audio_due > now:  # faster than real time, beyond the allowance: wait
             await asyncio.sleep(self._audio_due - now)
+        if self.pipeline is None or self._held_audio:  # still being built: hold the audio
+            self._held_audio.append(pcm)
+            return
+        await self._push_audio(pcm)
+
+    async def _push_audio(self, pcm: NDArray[np.int16]) -> None:
+        """Feed user audio to the pipeline in ``AUDIO_SLICE_S`` slices."""
         step = int(AUDIO_SLICE_S * SAMPLE_RATE)
         for pos in range(0, len(pcm), step):
             if pos:
@@ -559,6 +588,11 @@ class AgentSession:
             log.info("voicekit.local: tool.result for unknown call %s ignored", call_id)
         elif not waiter.done():
             waiter.set_result((result, is_error))
+
+
+def _close_built(built: asyncio.Future[Any]) -> None:
+    if not built.cancelled() and built.exception() is None:
+        built.result().close()
 
 
 def _clip(text: str) -> str:

@@ -271,6 +271,16 @@ class AgentServer:
                 del self.sessions[sid]
 
 
+def _warm_speech() -> None:
+    """Load the speech engines once, as the agent starts, so its first session's pipeline
+    and greeting take no longer than any other's (a worker thread of the agent's loop; the
+    recognition processes warm themselves)."""
+    from voicekit.local.speech import SileroVad, style_for_voice, synthesize
+
+    SileroVad()
+    synthesize("hello", style_for_voice("alba"))
+
+
 class LocalAgent:
     """A running stand-in agent (returned by :func:`serve`).
 
@@ -326,7 +336,9 @@ class LocalAgent:
                 f"cannot listen on {host}:{port} ({exc.strerror}); pick another port, or "
                 "port=0 for a free one"
             ) from None
-        self._janitor = asyncio.get_running_loop().create_task(self._expire_loop())
+        loop = asyncio.get_running_loop()
+        self._janitor = loop.create_task(self._expire_loop())
+        self._warm = loop.run_in_executor(None, _warm_speech)
         sock = next(iter(self._server.sockets))
         return int(sock.getsockname()[1])
 
@@ -352,6 +364,8 @@ class LocalAgent:
                 await asyncio.wait_for(self._server.wait_closed(), 3.0)
         with contextlib.suppress(asyncio.CancelledError):
             await self._janitor
+        with contextlib.suppress(Exception):  # its thread must not outlive the agent
+            await asyncio.wait_for(asyncio.shield(self._warm), 10.0)
         await cancel_other_tasks(3.0)  # nothing may outlive the loop
 
     def stop(self) -> None:

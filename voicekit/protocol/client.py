@@ -63,6 +63,12 @@ FATAL_CODES = {
     "concurrency_exceeded",
 }
 
+# A connection lost before session.ready is tried again for these (§3, §7): a drop (1006 or
+# no close frame), a server going away or restarting, an internal error; and for the error
+# codes the reference calls retryable. Auth and configuration errors (1008) are not.
+RETRYABLE_CLOSE_CODES = frozenset({None, 1001, 1006, 1011, 1012, 1013})
+RETRYABLE_ERROR_CODES = frozenset({"at_capacity", "concurrency_exceeded", "internal_error"})
+
 
 def backoff_delays(
     base: float = 0.25,
@@ -143,9 +149,24 @@ class ClientProtocol:
         self._out.append(event.to_dict())
 
     def connect(self) -> None:
-        """A socket is open: queue the first ``session.update``."""
+        """A socket is open: queue the first ``session.update`` (again, on a new attempt)."""
         self.state = "connecting"
+        self.error = None
         self._queue(SessionUpdate(session=self.config.to_dict()))
+
+    def handshake_retryable(self, close_code: int | None) -> bool:
+        """Whether a connection lost before ``session.ready`` is worth another attempt.
+
+        Yes for a drop, a server going away or restarting and an internal error
+        (``RETRYABLE_CLOSE_CODES``), and after a ``session.error`` whose code is retryable
+        (capacity, internal error); no after any other ``session.error`` (credentials,
+        configuration: the same request would fail again) or once the session was ready.
+        """
+        if self.session_id is not None or self.state in ("ready", "ended"):
+            return False
+        if self.error is not None:
+            return self.error.code.lower() in RETRYABLE_ERROR_CODES
+        return close_code in RETRYABLE_CLOSE_CODES
 
     def resume(self) -> None:
         """A new socket after a drop: queue ``session.resume`` for the session."""

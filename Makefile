@@ -9,6 +9,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 SYSPKGS := libportaudio2 alsa-utils libasound2-plugins pulseaudio pulseaudio-utils chromium
 PYTEST_ARGS ?=
+# two workers: most tests wait on real-time audio, not on the CPU (see README, Development)
+PYTEST_WORKERS ?= 2
 LAB_PORT ?= 8888
 
 .PHONY: lab test lint typecheck pytest sysdeps bench clean help
@@ -51,14 +53,14 @@ lab: $(VENV)/.installed
 	$(PY) tools/lab.py --port=$(LAB_PORT) notebooks/quickstart.ipynb
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check voicekit tests benchmarks
-	$(VENV)/bin/ruff format --check voicekit tests benchmarks
+	$(VENV)/bin/ruff check voicekit tests benchmarks tools
+	$(VENV)/bin/ruff format --check voicekit tests benchmarks tools
 
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy --strict voicekit
 
 pytest: $(VENV)/.installed-dev sysdeps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

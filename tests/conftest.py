@@ -10,6 +10,20 @@ import pytest
 
 import voicekit as vk
 
+# Modules whose tests take longest (a minute or more each, mostly real-time audio): run first,
+# so that with two workers (make test) neither is left with them at the end.
+LONGEST_FIRST = ("test_notebooks.py", "test_hostile_clients.py", "test_lab.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the longest modules to the front, each kept whole (module fixtures stay shared)."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside and between the other modules stays
+
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[vk.local.LocalAgent]:

@@ -174,8 +174,11 @@ def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp
     # "end": after the last sample the device played; past offset + played when the device
     # ran dry mid-reply (an underrun, heard as silence and written as silence)
     cut = stops[answer]["end"]
+    # (how long it ran dry depends on the machine: what lies between is silence and the
+    # played samples, nothing more)
     assert cut >= starts[1]["offset"] + stops[answer]["played"]
-    assert cut - starts[1]["offset"] - stops[answer]["played"] < 0.2 * 24000
+    span = log.agent_audio[starts[1]["offset"] : cut]
+    assert np.count_nonzero(span) <= stops[answer]["played"]
     after = starts[2]["offset"] if len(starts) > 2 else None  # a reply to the barge-in
     late = np.flatnonzero(log.agent_audio[cut:after])
     assert not len(late), (

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -116,15 +115,19 @@ def test_with_interrupt_response_off_the_user_never_cuts_the_agent(agent, tmp_pa
     user = vk.ScriptedUser(
         [vk.Say("please tell me about the trains to london tomorrow"), vk.BargeIn("no wait stop")]
     )
-    with vk.Session(
+    s = vk.Session(
         url=agent.url,
         audio_in=user,
         audio_out="null",
         log_dir=tmp_path,
         turn_detection=vk.TurnDetection(interrupt_response=False),
-    ) as s:
+    )
+    played = threading.Semaphore(0)
+    s.on("playback.stop", lambda e: played.release())
+    with s:
         assert s.wait(60)
-        time.sleep(3)  # the answer to the barge-in
+        # the answer to the question, then the one to the would-be barge-in: both heard out
+        assert played.acquire(timeout=30) and played.acquire(timeout=30)
     log = s.stop()
     stops = log.of_type("playback.stop")
     assert stops and all(e["reason"] == "completed" for e in stops), stops

@@ -320,10 +320,11 @@ class AgentSession:
     async def _build_pipeline(self) -> None:
         """Build the speech pipeline while frames keep flowing; then feed it the held audio.
 
-        Built off the session's worker, so the greeting's synthesis does not wait for it
-        (the VAD model loads in ~0.2 s, a recogniser ~0.3 s when no spare one is ready).
+        Built in the agent's setup thread, not the session's worker, so the greeting's
+        synthesis does not wait for it (the VAD model loads in ~0.2 s, a recogniser ~0.3 s
+        when no spare one is ready).
         """
-        built = asyncio.get_running_loop().run_in_executor(None, _Pipeline, self)
+        built = asyncio.get_running_loop().run_in_executor(self.server.setup, _Pipeline, self)
         try:
             pipeline = await asyncio.shield(built)
         except asyncio.CancelledError:  # the session ended meanwhile: free what gets built

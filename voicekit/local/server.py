@@ -20,6 +20,7 @@ Endpoints on one port:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import hmac
@@ -172,6 +173,8 @@ class AgentServer:
         self.connections: set[Any] = set()
         self.started = time.monotonic()
         self.asr_pool: AsrPool | None = None
+        # one thread that loads speech engines: at start, then each session's pipeline
+        self.setup = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voicekit-setup")
         if options.asr_processes and os.name == "posix":
             self.asr_pool = AsrPool(options.asr_processes)
 
@@ -308,6 +311,7 @@ class LocalAgent:
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5.0)
+            self.state.setup.shutdown(wait=False)
             if self.state.asr_pool is not None:
                 self.state.asr_pool.close()
             raise
@@ -338,7 +342,7 @@ class LocalAgent:
             ) from None
         loop = asyncio.get_running_loop()
         self._janitor = loop.create_task(self._expire_loop())
-        self._warm = loop.run_in_executor(None, _warm_speech)
+        self._warm = loop.run_in_executor(self.state.setup, _warm_speech)
         sock = next(iter(self._server.sockets))
         return int(sock.getsockname()[1])
 
@@ -366,6 +370,7 @@ class LocalAgent:
             await self._janitor
         with contextlib.suppress(Exception):  # its thread must not outlive the agent
             await asyncio.wait_for(asyncio.shield(self._warm), 10.0)
+        self.state.setup.shutdown(wait=False, cancel_futures=True)
         await cancel_other_tasks(3.0)  # nothing may outlive the loop
 
     def stop(self) -> None:
@@ -378,6 +383,7 @@ class LocalAgent:
             self._thread.join(5.0)
             if not self._thread.is_alive():
                 self._loop.close()
+        self.state.setup.shutdown(wait=False, cancel_futures=True)
         if self.state.asr_pool is not None:
             self.state.asr_pool.close()
 

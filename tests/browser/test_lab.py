@@ -12,7 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from labdriver import kernel_state, open_in_lab, run_all, shot, text, wait_for, watch_console
+from labdriver import (
+    explain_console,
+    kernel_id,
+    open_in_lab,
+    run_all,
+    shot,
+    text,
+    wait_for,
+    wait_for_kernel,
+    watch_console,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -82,26 +92,45 @@ def test_quickstart_panel_in_jupyterlab(server: dict[str, Any], browser: Any) ->
 
 
 def test_panel_renders_in_notebook_7(server: dict[str, Any], browser: Any) -> None:
-    """Notebook 7's own front-end shows the panel and runs a session from it."""
+    """Notebook 7's own front-end shows the panel and runs a session from it.
+
+    The notebook's kernel is still running (the JupyterLab test started it, with its panel):
+    this page must attach to it before a cell runs, or Notebook 7 starts a second kernel and
+    shuts the first down under the cells already sent (see labdriver.wait_for_kernel).
+    """
     page = watch_console(browser.new_page(viewport={"width": 1400, "height": 1000}))
     page.goto(f"{server['base']}/notebooks/quickstart.ipynb?token={server['token']}")
     page.locator(".jp-Cell").first.wait_for(timeout=60_000)
-    wait_for(page, lambda: kernel_state(server, "quickstart.ipynb") == "idle", "kernel", 60)
+    kernel = wait_for_kernel(page, server, "quickstart.ipynb", 90)
     page.keyboard.press("Escape")
     # run the import cell and the panel cell only (Shift+Enter from the top)
     page.locator(".jp-Cell").first.click()
     for _ in range(4):
         page.keyboard.press("Shift+Enter")
-    panel = page.locator(".vk-panel")
-    wait_for(page, lambda: panel.count() > 0, "the panel", 60)
+    # the panel this run made (never started: idle), in the panel's cell; not one drawn from
+    # outputs an earlier run saved
+    errors = ".jp-OutputArea-output[data-mime-type*='error']"
+    panel = page.locator(".jp-CodeCell").nth(1).locator(".vk-panel")
+
+    def drawn() -> bool:
+        if page.locator(errors).count():
+            raise AssertionError(text(page, errors))
+        return panel.count() == 1 and panel.locator(".vk-status-idle").count() == 1
+
+    wait_for(page, drawn, "the panel", 60)
     panel.get_by_role("button", name="Start").click()
     wait_for(
         page,
-        lambda: text(page, ".vk-transcript .vk-agent").strip() != "",
+        lambda: text(panel, ".vk-transcript .vk-agent").strip() != "",
         "the agent's greeting in the transcript",
         60,
     )
     panel.get_by_role("button", name="Stop").click()
-    wait_for(page, lambda: "ended" in text(page, ".vk-status"), "the session to end", 30)
+    wait_for(page, lambda: "ended" in text(panel, ".vk-status"), "the session to end", 30)
     shot(page, "notebook7-panel")
+    # all on the kernel the page attached to: none was started in its place
+    assert kernel_id(server, "quickstart.ipynb") == kernel, explain_console(page)
+    # page errors 'Canceled future for create_subshell_request', if any, echo a kernel
+    # connection torn down on the way: with the panel drawn and a session run from it they
+    # were noise. A wait that fails names them and the kernels (labdriver.explain_console).
     page.close()

@@ -31,8 +31,9 @@ import dataclasses
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from voicekit.local.server import AgentServer
-    from voicekit.local.speech.asr_pool import RemoteRecognizer
+    from voicekit.local.speech import Recognizer
+    from voicekit.local.speech.asr_pool import AsrPool, RemoteRecognizer
 
 __all__ = ["AgentSession"]
 
@@ -320,11 +322,11 @@ class AgentSession:
     async def _build_pipeline(self) -> None:
         """Build the speech pipeline while frames keep flowing; then feed it the held audio.
 
-        Built in the agent's setup thread, not the session's worker, so the greeting's
-        synthesis does not wait for it (the VAD model loads in ~0.2 s, a recogniser ~0.3 s
-        when no spare one is ready).
+        In the session's worker (the VAD model loads in ~0.2 s, a recogniser ~0.3 s when no
+        spare one is ready); ``session.ready`` has gone out already.
         """
-        built = asyncio.get_running_loop().run_in_executor(self.server.setup, _Pipeline, self)
+        assert self.executor is not None
+        built = asyncio.get_running_loop().run_in_executor(self.executor, _Pipeline, self)
         try:
             pipeline = await asyncio.shield(built)
         except asyncio.CancelledError:  # the session ended meanwhile: free what gets built
@@ -338,6 +340,7 @@ class AgentSession:
         while self._held_audio and self.pipeline is not None:  # audio coming meanwhile queues
             await self._push_audio(self._held_audio[0])
             del self._held_audio[0]
+            await self._flush()
 
     async def _on_resumed(self, session_id: str) -> None:
         held: AgentSession | None = self.server.sessions.get(session_id)
@@ -390,7 +393,10 @@ class AgentSession:
             elif kind == "speaking":
                 self._maybe_barge_in(value)
             elif kind == "end":
-                self._spawn(self._end_of_turn(), "voicekit-end-of-turn")
+                announced = self.pipeline.announced
+                if announced:  # the acoustic end is said at once, not after recognition
+                    self.proto.speech_stopped()
+                self._spawn(self._end_of_turn(announced), "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -425,16 +431,21 @@ class AgentSession:
             self.pipeline.announced = True
             self._cancel_reply("interrupted")
 
-    async def _end_of_turn(self) -> None:
+    async def _end_of_turn(self, announced: bool) -> None:
+        """The final transcript of the turn that just ended, then the reply.
+
+        ``announced``: ``input.speech.started`` (and so ``input.speech.stopped``) went out
+        already; otherwise the words decide whether this was a turn at all.
+        """
         pipeline = self.pipeline
         text, duration = await self._in_worker(pipeline.finish)
         words = text.lower().split()
-        if not pipeline.announced:
+        if not announced:
             backchannel = duration < 1.0 and all(w in BACKCHANNEL_WORDS for w in words)
             if not words or backchannel:
                 return  # noise or a backchannel under the agent's reply: not a turn
             self.proto.speech_started()
-        self.proto.speech_stopped()
+            self.proto.speech_stopped()
         self.proto.user_final(pipeline.item_id, text)
         pipeline.next_item()
         self.history.append({"role": "user", "content": text})
@@ -627,6 +638,61 @@ def _synthesize(
     return bytes(encode_for_wire(audio, encoding)), words, len(audio) / SAMPLE_RATE
 
 
+class _LazyRecognizer:
+    """A recogniser opened on first use, in the session's worker: a session that never
+    speaks costs no decoder, and its pipeline is built without waiting for one (~0.3 s when
+    the recognition process has no spare ready). Same methods as ``Recognizer``."""
+
+    def __init__(self, pool: AsrPool | None, keyterms: Sequence[str]) -> None:
+        self._pool = pool
+        self._keyterms = tuple(keyterms)
+        self._rec: Recognizer | RemoteRecognizer | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # guards _rec and _closed, never held while opening
+
+    @property
+    def keyterms(self) -> tuple[str, ...]:
+        rec = self._rec
+        return tuple(rec.keyterms) if rec is not None else self._keyterms
+
+    def _get(self) -> Recognizer | RemoteRecognizer:
+        rec = self._rec
+        if rec is None:
+            from voicekit.local.speech import Recognizer
+
+            pool, keyterms = self._pool, self._keyterms
+            rec = pool.recognizer(keyterms) if pool is not None else Recognizer(keyterms)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._rec = rec
+            if closed:  # the session ended while it opened
+                rec.close()
+                raise RuntimeError("the session's pipeline is closed")
+        return rec
+
+    def set_keyterms(self, keyterms: Sequence[str]) -> None:
+        self._keyterms = tuple(keyterms)
+        if self._rec is not None:
+            self._rec.set_keyterms(keyterms)
+
+    def start(self) -> None:
+        self._get().start()
+
+    def feed(self, pcm16: bytes) -> str | None:
+        return self._get().feed(pcm16)
+
+    def finish(self) -> str:
+        return self._get().finish()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            rec = self._rec
+        if rec is not None:
+            rec.close()
+
+
 @dataclasses.dataclass
 class _TurnParams:
     vad_threshold: float
@@ -639,23 +705,21 @@ class _TurnParams:
 class _Pipeline:
     """VAD + turn detection + streaming recognition for one session.
 
-    Built in the session's worker thread (the recogniser takes ~0.3 s to start). ``push``
-    runs on the loop (VAD costs ~0.2 ms per 50 ms chunk); recogniser calls go to the worker.
+    Built in the session's worker thread (a VAD from the agent's pool, or ~0.2 s to load
+    one; the recogniser opens at the first speech). ``push`` runs on the loop (VAD costs
+    ~0.2 ms per 50 ms chunk); recogniser calls go to the worker.
     """
 
     def __init__(self, session: AgentSession) -> None:
         from voicekit.audio import Resampler
-        from voicekit.local.speech import Recognizer, SileroVad, TurnDetector
+        from voicekit.local.speech import TurnDetector
 
         self.session = session
         self.resampler = Resampler(SAMPLE_RATE, ASR_RATE)
-        self.vad = SileroVad()
+        self.vad = session.server.vads.take()
         self.detector = TurnDetector()
         keyterms = getattr(session.config, "keyterms", None) or ()
-        pool = session.server.asr_pool
-        self.recognizer: Recognizer | RemoteRecognizer = (
-            pool.recognizer(keyterms) if pool else Recognizer(keyterms)
-        )
+        self.recognizer = _LazyRecognizer(session.server.asr_pool, keyterms)
         self.turn = _TurnParams(
             DEFAULT_VAD_THRESHOLD, DEFAULT_MIN_SILENCE_MS, DEFAULT_MAX_SILENCE_MS, True, 0
         )
@@ -750,8 +814,10 @@ class _Pipeline:
         return text, self.utterance_frames * 0.032
 
     def close(self) -> None:
-        """Release the recogniser (its decoder, when it lives in a recognition process)."""
+        """Release the recogniser (its decoder, when it lives in a recognition process) and
+        give the VAD back to the agent's pool."""
         self.recognizer.close()
+        self.session.server.vads.give(self.vad)
 
     def next_item(self) -> None:
         """A new item id for the next user turn."""

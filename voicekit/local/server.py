@@ -20,7 +20,6 @@ Endpoints on one port:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import hmac
@@ -173,8 +172,7 @@ class AgentServer:
         self.connections: set[Any] = set()
         self.started = time.monotonic()
         self.asr_pool: AsrPool | None = None
-        # one thread that loads speech engines: at start, then each session's pipeline
-        self.setup = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voicekit-setup")
+        self.vads = VadPool()
         if options.asr_processes and os.name == "posix":
             self.asr_pool = AsrPool(options.asr_processes)
 
@@ -274,13 +272,40 @@ class AgentServer:
                 del self.sessions[sid]
 
 
-def _warm_speech() -> None:
-    """Load the speech engines once, as the agent starts, so its first session's pipeline
-    and greeting take no longer than any other's (a worker thread of the agent's loop; the
-    recognition processes warm themselves)."""
-    from voicekit.local.speech import SileroVad, style_for_voice, synthesize
+class VadPool:
+    """Loaded VAD models for the sessions' pipelines: loading one takes ~0.2 s and its native
+    memory is not all given back, resetting one ~10 us (any thread)."""
 
-    SileroVad()
+    KEEP = 16  # models kept for reuse; more concurrent sessions load their own
+
+    def __init__(self) -> None:
+        self._free: list[Any] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Any:
+        """A VAD with a fresh stream state."""
+        from voicekit.local.speech import SileroVad
+
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return SileroVad()
+
+    def give(self, vad: Any) -> None:
+        """Return a VAD a pipeline no longer uses."""
+        vad.reset()
+        with self._lock:
+            if len(self._free) < self.KEEP:
+                self._free.append(vad)
+
+
+def _warm_speech(vads: VadPool) -> None:
+    """Load the speech engines before the agent listens (~0.4 s the first time in a process,
+    ~0.2 s after), so its first session's pipeline and greeting take no longer than any
+    other's; the recognition processes warm themselves meanwhile."""
+    from voicekit.local.speech import style_for_voice, synthesize
+
+    vads.give(vads.take())
     synthesize("hello", style_for_voice("alba"))
 
 
@@ -298,7 +323,8 @@ class LocalAgent:
     def __init__(self, host: str, port: int, options: AgentOptions) -> None:
         self.host = host
         self.options = options
-        self.state = AgentServer(options)
+        self.state = AgentServer(options)  # its recognition processes start now
+        _warm_speech(self.state.vads)
         self._loop = asyncio.new_event_loop()
         self._server: Server | None = None
         self._thread = threading.Thread(
@@ -311,7 +337,6 @@ class LocalAgent:
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5.0)
-            self.state.setup.shutdown(wait=False)
             if self.state.asr_pool is not None:
                 self.state.asr_pool.close()
             raise
@@ -340,9 +365,7 @@ class LocalAgent:
                 f"cannot listen on {host}:{port} ({exc.strerror}); pick another port, or "
                 "port=0 for a free one"
             ) from None
-        loop = asyncio.get_running_loop()
-        self._janitor = loop.create_task(self._expire_loop())
-        self._warm = loop.run_in_executor(self.state.setup, _warm_speech)
+        self._janitor = asyncio.get_running_loop().create_task(self._expire_loop())
         sock = next(iter(self._server.sockets))
         return int(sock.getsockname()[1])
 
@@ -368,9 +391,6 @@ class LocalAgent:
                 await asyncio.wait_for(self._server.wait_closed(), 3.0)
         with contextlib.suppress(asyncio.CancelledError):
             await self._janitor
-        with contextlib.suppress(Exception):  # its thread must not outlive the agent
-            await asyncio.wait_for(asyncio.shield(self._warm), 10.0)
-        self.state.setup.shutdown(wait=False, cancel_futures=True)
         await cancel_other_tasks(3.0)  # nothing may outlive the loop
 
     def stop(self) -> None:
@@ -383,7 +403,6 @@ class LocalAgent:
             self._thread.join(5.0)
             if not self._thread.is_alive():
                 self._loop.close()
-        self.state.setup.shutdown(wait=False, cancel_futures=True)
         if self.state.asr_pool is not None:
             self.state.asr_pool.close()
 

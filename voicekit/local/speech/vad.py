@@ -61,7 +61,8 @@ class SileroVad:
         return probs
 
     def reset(self) -> None:
-        """Forget the stream's state and buffered samples."""
-        self._model = type(self._model)(RATE)
+        """Forget the stream's state and buffered samples (the model stays loaded: ~10 us,
+        where loading one takes ~0.2 s)."""
+        self._model.reset()
         self._rest = np.zeros(0, np.float32)
         self.frames = 0

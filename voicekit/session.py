@@ -54,7 +54,7 @@ from voicekit.errors import (
 from voicekit.errors import (
     ConnectionError as VKConnectionError,
 )
-from voicekit.logformat.writer import MaskedLogger
+from voicekit.logformat.writer import MaskedLogger, mask
 from voicekit.tools import Tool, as_tool
 
 __all__ = ["HOSTED_URL", "Session"]
@@ -645,7 +645,7 @@ class Session:
                 f"connection to {where} lost during the handshake: {exc}"
             ) from None
         except Exception as exc:  # handshake refused (HTTP 401/403 ...) or cut
-            text = _mask_all(str(exc), self._secrets())
+            text = mask(str(exc), self._secrets())
             if "401" in text or "403" in text:
                 raise AuthError(
                     f"the agent refused the credentials ({text}); check api_key or "
@@ -1147,12 +1147,6 @@ def _gave_up(exc: BaseException, attempts: int, budget: float) -> BaseException:
             fatal=True,
         )
     return VKConnectionError(text)
-
-
-def _mask_all(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _abort(ws: Any) -> None:

@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from voicekit._version import __version__
 from voicekit.audio.wav import WavAppender
 from voicekit.errors import LogFormatError
 
-__all__ = ["FORMAT", "LogWriter", "MaskedLogger", "scrub"]
+__all__ = ["FORMAT", "LogWriter", "MaskedLogger", "mask", "scrub"]
 
 FORMAT = "voicekit-log/1"
 SECRET_KEYS = {
@@ -90,10 +90,15 @@ class MaskedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             text = str(msg) % args if args else str(msg)
         except (TypeError, ValueError):
             text = " ".join(map(str, (msg, *args)))
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        text = _HEADER_RE.sub(r"\1***", text)
+        text = _HEADER_RE.sub(r"\1***", mask(text, self._secrets()))
         self.logger.log(level, "%s", scrub(text), **kwargs)
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _safe_name(session_id: str) -> str:

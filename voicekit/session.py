@@ -57,7 +57,7 @@ from voicekit.errors import (
 from voicekit.logformat.writer import MaskedLogger, mask
 from voicekit.tools import Tool, as_tool
 
-__all__ = ["HOSTED_URL", "Session"]
+__all__ = ["HOSTED_URL", "Session", "resolve_backend"]
 
 log = logging.getLogger("voicekit.session")
 
@@ -76,6 +76,23 @@ _live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 def _env_key() -> str | None:
     key = os.environ.get("ASSEMBLYAI_API_KEY", "").strip()
     return key or None
+
+
+def resolve_backend(
+    backend: str = "auto", url: str | None = None, api_key: str | None = None
+) -> tuple[str, str | None]:
+    """Which backend a session with these arguments talks to, and with which key.
+
+    The one place of the rule: ``url`` wins (``"url"``); ``"auto"`` is the hosted service
+    when a key is given or ``ASSEMBLYAI_API_KEY`` is set, else the stand-in agent
+    (``"local"``, which never sends a key). Returns ``(backend, api_key)``.
+    """
+    key = api_key or (_env_key() if backend != "local" else None)
+    if url is not None:
+        return "url", key
+    if backend == "auto":
+        return ("assemblyai" if key else "local"), key
+    return backend, key
 
 
 def _mask(secret: str | None) -> str:
@@ -170,13 +187,7 @@ class Session:
                 "or pass url=... for another agent",
                 field="backend",
             )
-        self._api_key = api_key or (_env_key() if backend != "local" else None)
-        if url is not None:
-            self.backend = "url"
-        elif backend == "auto":
-            self.backend = "assemblyai" if self._api_key else "local"
-        else:
-            self.backend = backend
+        self.backend, self._api_key = resolve_backend(backend, url, api_key)
         if self.backend == "assemblyai" and not self._api_key:
             raise ConfigError(
                 "backend 'assemblyai' needs an API key; pass api_key=... or set "

@@ -12,7 +12,7 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from voicekit._version import __version__
@@ -93,7 +93,7 @@ class _Transcript:
                 self.out.write(text + "\n")
             self.out.flush()
 
-    def __call__(self, e: dict[str, Any]) -> None:
+    def __call__(self, e: Mapping[str, Any]) -> None:
         kind = e["type"]
         if kind == "transcript.user.delta" and self.tty:
             self._line(f"  you: {e.get('text', '')}", final=False)

@@ -7,7 +7,13 @@ sequencing rule is written once. Must not import anything above this layer.
 
 from __future__ import annotations
 
-from voicekit.protocol.client import ClientProtocol, backoff_delays
+from voicekit.protocol.client import (
+    FATAL_CLOSE_CODES,
+    AfterClose,
+    ClientProtocol,
+    ConnectionState,
+    backoff_delays,
+)
 from voicekit.protocol.config import (
     IMMUTABLE_FIELDS,
     MUTABLE_FIELDS,
@@ -41,12 +47,15 @@ __all__ = [
     "CATALOGUE",
     "CLIENT_EVENTS",
     "DEFAULT_VOICE",
+    "FATAL_CLOSE_CODES",
     "IMMUTABLE_FIELDS",
     "MUTABLE_FIELDS",
     "SERVER_EVENTS",
     "Action",
+    "AfterClose",
     "AudioFormat",
     "ClientProtocol",
+    "ConnectionState",
     "Event",
     "ServerProtocol",
     "SessionConfig",

@@ -20,6 +20,7 @@ them and go on); the state machine is unchanged by them.
 from __future__ import annotations
 
 import collections
+import enum
 import random
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -47,7 +48,31 @@ from voicekit.protocol.events import (
     parse_server_event,
 )
 
-__all__ = ["ClientProtocol", "backoff_delays"]
+__all__ = ["FATAL_CLOSE_CODES", "AfterClose", "ClientProtocol", "ConnectionState", "backoff_delays"]
+
+
+class ConnectionState(enum.StrEnum):
+    """Where a client connection is (a ``str``: ``state == "ready"`` works)."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    READY = "ready"
+    ENDED = "ended"
+    ERROR = "error"
+
+
+class AfterClose(enum.Enum):
+    """What a closed socket means for the session (:meth:`ClientProtocol.connection_closed`)."""
+
+    ENDED = "ended"  # the session ended: session.end was sent or session.ended received
+    RETRY = "retry"  # lost before session.ready, worth another attempt
+    RESUME = "resume"  # a drop after session.ready: resume on a new socket
+    FATAL = "fatal"  # the session is over with an error
+
+
+# After session.ready, a close with these codes is fatal (§3: policy violation, internal
+# error); any other close without session.ended is a drop to resume from.
+FATAL_CLOSE_CODES = frozenset({1008, 1011})
 
 FATAL_CODES = {
     "unauthorized",
@@ -118,8 +143,9 @@ class ClientProtocol:
 
     def __init__(self, config: SessionConfig, max_held_audio_s: float = 5.0) -> None:
         self.config = config
-        self.state = "connecting"
+        self.state = ConnectionState.IDLE
         self.session_id: str | None = None
+        self._end_sent = False
         self.resume_token: str | None = None
         self.server_config: dict[str, Any] | None = None
         self.error: SessionError | None = None
@@ -150,7 +176,7 @@ class ClientProtocol:
 
     def connect(self) -> None:
         """A socket is open: queue the first ``session.update`` (again, on a new attempt)."""
-        self.state = "connecting"
+        self.state = ConnectionState.CONNECTING
         self.error = None
         self._queue(SessionUpdate(session=self.config.to_dict()))
 
@@ -162,26 +188,61 @@ class ClientProtocol:
         (capacity, internal error); no after any other ``session.error`` (credentials,
         configuration: the same request would fail again) or once the session was ready.
         """
-        if self.session_id is not None or self.state in ("ready", "ended"):
+        if self.session_id is not None or self.state in (
+            ConnectionState.READY,
+            ConnectionState.ENDED,
+        ):
             return False
         if self.error is not None:
             return self.error.code.lower() in RETRYABLE_ERROR_CODES
         return close_code in RETRYABLE_CLOSE_CODES
 
+    def connection_closed(self, code: int | None, reason: str = "") -> AfterClose:
+        """The socket closed with ``code``: decide what that means and update :attr:`state`.
+
+        The end if ``session.end`` was sent or ``session.ended`` received; before the first
+        ``session.ready``, another attempt if :meth:`handshake_retryable` says so, else fatal;
+        after it, fatal for ``FATAL_CLOSE_CODES`` or a fatal ``session.error``, else a drop
+        to resume from.
+        """
+        del reason
+        if self._end_sent or self.state == ConnectionState.ENDED:
+            self.state = ConnectionState.ENDED
+            return AfterClose.ENDED
+        if self.session_id is None:
+            if self.handshake_retryable(code):
+                return AfterClose.RETRY
+            self.state = ConnectionState.ERROR
+            return AfterClose.FATAL
+        if code in FATAL_CLOSE_CODES or self.state == ConnectionState.ERROR:
+            self.state = ConnectionState.ERROR
+            return AfterClose.FATAL
+        self.state = ConnectionState.CONNECTING
+        return AfterClose.RESUME
+
+    def fail(self) -> None:
+        """The driver gave up (a failed handshake or resume): the state is ``error``."""
+        self.state = ConnectionState.ERROR
+
+    def finish(self) -> None:
+        """The driver closed the connection for good: ``ended``, unless it failed."""
+        if self.state != ConnectionState.ERROR:
+            self.state = ConnectionState.ENDED
+
     def resume(self) -> None:
         """A new socket after a drop: queue ``session.resume`` for the session."""
         if self.session_id is None:
             raise ConfigError("cannot resume: the session never became ready")
-        self.state = "connecting"
+        self.state = ConnectionState.CONNECTING
         self._flushable = True
         self._queue(SessionResume(session_id=self.session_id))
 
     def send_audio(self, data: bytes) -> None:
         """Queue audio (in the input encoding); held until ``session.ready``."""
-        if self.state == "ready":
+        if self.state == ConnectionState.READY:
             self._queue(InputAudio.from_bytes(data))
             return
-        if self.state in ("ended", "error"):
+        if self.state in (ConnectionState.ENDED, ConnectionState.ERROR):
             return
         self._held_audio.append(bytes(data))
         self._held_bytes += len(data)
@@ -239,6 +300,7 @@ class ClientProtocol:
 
     def end(self) -> None:
         """Queue ``session.end``."""
+        self._end_sent = True
         self._queue(SessionEnd())
 
     # -- incoming ----------------------------------------------------------------------------
@@ -256,7 +318,7 @@ class ClientProtocol:
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, SessionReady):
-            self.state = "ready"
+            self.state = ConnectionState.READY
             self.session_id = event.session_id
             self.resume_token = event.resume_token or self.resume_token
             self.server_config = event.config
@@ -266,13 +328,14 @@ class ClientProtocol:
         elif isinstance(event, SessionUpdated):
             self.server_config = event.config or self.server_config
         elif isinstance(event, SessionEnded):
-            self.state = "ended"
+            self.state = ConnectionState.ENDED
         elif isinstance(event, SessionError):
             self.error = event
             if event.code in FATAL_CODES or (
-                self.state == "connecting" and event.code in ("invalid_value", "server_error")
+                self.state == ConnectionState.CONNECTING
+                and event.code in ("invalid_value", "server_error")
             ):
-                self.state = "error"
+                self.state = ConnectionState.ERROR
         elif isinstance(event, ReplyStarted):
             self._current_reply = event.reply_id
             self._flushable = False

@@ -16,6 +16,7 @@ import collections
 import html
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +73,7 @@ class LiveState:
     version: int = 0  # bumps whenever something visible changed
 
     # -- folding events -------------------------------------------------------------------
-    def feed(self, events: list[dict[str, Any]]) -> None:
+    def feed(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Fold a batch of events (in arrival order)."""
         for e in events:
             handler = _HANDLERS.get(e.get("type", ""))

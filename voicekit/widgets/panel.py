@@ -21,6 +21,7 @@ import io
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ class AgentPanel:
         self.session: Any = None
         self.last_error: BaseException | None = None
         self.state = LiveState()
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._pending: collections.deque[Mapping[str, Any]] = collections.deque()
         self._kernel = KernelLoop()
         self._drawn_at = 0.0
         self._drawn_version = -1

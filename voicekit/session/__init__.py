@@ -1,0 +1,637 @@
+"""The background session: one socket to a voice agent, driven from a notebook.
+
+Runtime layer. :class:`Session` is a facade: a notebook calls ``start()``, ``update()``,
+``say()`` and ``stop()``; the work is done on one asyncio loop in one daemon thread by parts
+that each hold one job and can be read (and tested) alone:
+
+- :mod:`._connection` — the WebSocket, the handshake and its retries, resume after a drop;
+  the sans-I/O :class:`~voicekit.protocol.ClientProtocol` inside it is the authority on the
+  connection's state, the session id and what a close means;
+- :mod:`._playback` — what of each reply was received, played and flushed;
+- :mod:`._pacer` — the 50 ms clock that sends paced audio and polls the sink;
+- :mod:`._tools` — runs tool calls and answers them;
+- :mod:`._bus` — every log line, to the bundle, the audio source, the observers (on their
+  own thread) and ``events()`` iterators;
+- :mod:`._options` — checking the arguments.
+
+Notebook cells never run any of this: they hand work to the loop with
+``run_coroutine_threadsafe`` and wait for it with a timeout, so a cell that blocks
+(``time.sleep(5)``) stalls no audio.
+
+The one clock: every time is ``time.monotonic()`` minus the session's start, in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voicekit._aio import TaskSet, cancel_other_tasks
+from voicekit.audio.level import LevelMeter
+from voicekit.audio.sinks import Sink, make_sink
+from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source, make_source
+from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.protocol.events import (
+    Event,
+    InputSpeechStarted,
+    ReplyAudio,
+    ReplyDone,
+    ReplyStarted,
+    SessionReady,
+    ToolCall,
+    UnknownEvent,
+)
+from voicekit.session._bus import Bus, LogLine, Observer
+from voicekit.session._connection import Connection, url_without_query
+from voicekit.session._options import (
+    check_arguments,
+    make_config,
+    make_tools,
+    updated_config,
+)
+from voicekit.session._pacer import BLOCK, CATCH_UP_SAMPLES, Pacer
+from voicekit.session._playback import Playback
+from voicekit.session._tools import ToolRunner
+from voicekit.tools import Tool
+
+if TYPE_CHECKING:
+    from voicekit.protocol import SessionConfig
+
+__all__ = ["BLOCK", "CATCH_UP_SAMPLES", "HOSTED_URL", "LogLine", "Session", "resolve_backend"]
+
+log = logging.getLogger("voicekit.session")
+
+HOSTED_URL = "wss://agents.assemblyai.com/v1/ws"
+STOP_TIMEOUT_S = 2.0
+Status = Literal["idle", "connecting", "ready", "ended", "error"]
+
+_live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+def _env_key() -> str | None:
+    key = os.environ.get("ASSEMBLYAI_API_KEY", "").strip()
+    return key or None
+
+
+def resolve_backend(
+    backend: str = "auto", url: str | None = None, api_key: str | None = None
+) -> tuple[str, str | None]:
+    """Which backend a session with these arguments talks to, and with which key.
+
+    The one place of the rule: ``url`` wins (``"url"``); ``"auto"`` is the hosted service
+    when a key is given or ``ASSEMBLYAI_API_KEY`` is set, else the stand-in agent
+    (``"local"``, which never sends a key). Returns ``(backend, api_key)``.
+    """
+    key = api_key or (_env_key() if backend != "local" else None)
+    if url is not None:
+        return "url", key
+    if backend == "auto":
+        return ("assemblyai" if key else "local"), key
+    return backend, key
+
+
+def _masked(secret: str | None) -> str:
+    return "none" if not secret else "set (hidden)"
+
+
+class Session:
+    """A conversation with a voice agent, run by a background asyncio thread.
+
+    Parameters
+    ----------
+    backend : {"auto", "local", "assemblyai"}
+        ``"auto"``: the hosted service when ``api_key`` is given or ``ASSEMBLYAI_API_KEY``
+        is set, else the embedded stand-in agent (started on demand, offline).
+    url : str, optional
+        Any agent speaking the protocol (e.g. ``python -m voicekit serve`` for a class);
+        overrides ``backend``.
+    api_key : str, optional
+        Key of the hosted service. Never written to logs, reprs or error messages.
+    voice, system_prompt, greeting, keyterms, turn_detection
+        The agent's configuration (see :class:`voicekit.TurnDetection`). ``voice`` and
+        ``greeting`` are fixed for the session; the rest can change with :meth:`update`.
+    tools : sequence of callables
+        Python functions offered to the agent (see :func:`voicekit.tools.as_tool`).
+    audio_in : "mic", "null", WAV path, ndarray, ScriptedUser or Source
+        Where the user's audio comes from.
+    audio_out : "speaker", "null", WAV path or Sink
+        Where the agent's audio goes.
+    log_dir : str or path
+        Directory of the log bundles; every session writes one.
+    input_device, output_device : int or str, optional
+        Sound devices for ``"mic"`` / ``"speaker"`` (index or part of the name).
+    connect_timeout : float
+        Seconds to wait for ``session.ready``. A connection lost before it (a drop, close
+        1006, a server restarting) is tried again with backoff within this budget; each
+        failed attempt is a ``connection.retry`` line of the log. Auth and configuration
+        errors are not retried.
+    token : str or callable, optional
+        A temporary token (sent as ``?token=``), or a function returning a fresh one: it is
+        called before every connection attempt (the first, each retry, each resume), so a
+        single-use token is never sent twice. Never logged.
+    input_format, output_format : {"audio/pcm", "audio/pcmu", "audio/pcma"}
+        Wire encodings; audio is always 24 kHz int16 inside voicekit.
+
+    Attributes
+    ----------
+    connection : Connection or None
+        The link to the agent while the session runs (``connection.drop()`` cuts it as a
+        network fault would, for tests and demos; see :mod:`voicekit.testing`).
+
+    Examples
+    --------
+    >>> s = vk.Session(audio_in=vk.ScriptedUser([vk.Say("hello")]), audio_out="null")
+    >>> s.start(); s.wait(); log = s.stop()
+    """
+
+    def __init__(
+        self,
+        backend: Literal["auto", "local", "assemblyai"] = "auto",
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        voice: str | None = None,
+        system_prompt: str | None = None,
+        greeting: str | None = None,
+        keyterms: Sequence[str] | None = None,
+        turn_detection: Any = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        audio_in: Any = "mic",
+        audio_out: Any = "speaker",
+        log_dir: str | os.PathLike[str] | None = "voicekit-logs",
+        input_device: int | str | None = None,
+        output_device: int | str | None = None,
+        connect_timeout: float = 10.0,
+        input_format: str = "audio/pcm",
+        output_format: str = "audio/pcm",
+        token: str | Callable[[], str] | None = None,
+    ) -> None:
+        check_arguments(
+            backend=backend,
+            url=url,
+            connect_timeout=connect_timeout,
+            token=token,
+            log_dir=log_dir,
+        )
+        self.backend, self._api_key = resolve_backend(backend, url, api_key)
+        if self.backend == "assemblyai" and not self._api_key:
+            raise ConfigError(
+                "backend 'assemblyai' needs an API key; pass api_key=... or set "
+                "ASSEMBLYAI_API_KEY, or use backend='local' for the offline stand-in agent",
+                field="api_key",
+            )
+        self._url = url
+        self.tools: list[Tool] = make_tools(tools)
+        self.config: SessionConfig = make_config(
+            voice=voice,
+            system_prompt=system_prompt,
+            greeting=greeting,
+            keyterms=keyterms,
+            turn_detection=turn_detection,
+            tools=self.tools,
+            input_format=input_format,
+            output_format=output_format,
+        )
+        self.source: Source = make_source(audio_in, input_device)
+        self.sink: Sink = make_sink(audio_out, output_device)
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.connect_timeout = float(connect_timeout)
+        self._token = token
+
+        self.epoch = 0
+        self.log_path: Path | None = None
+        self.connection: Connection | None = None
+        self._error: BaseException | None = None  # a failure of this side (not the agent's)
+        self._t0 = 0.0
+        self._bus = Bus(self.now)
+        self._bus.source = self.source
+        self._playback = Playback(self.sink, self._bus)
+        self._tasks = TaskSet(on_error=self._task_failed, logger=log)
+        self._tools = ToolRunner(
+            self.tools, self._bus, self._tasks.spawn, self._answer_tool, lambda: self._t0
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._torn_down: asyncio.Task[None] | None = None
+        self._result: Any = None
+        self._meter = LevelMeter()
+
+    # -- state: read from the protocol, never kept twice ------------------------------------
+    @property
+    def status(self) -> Status:
+        """``"idle"``, ``"connecting"``, ``"ready"``, ``"ended"`` or ``"error"``."""
+        conn = self.connection
+        if conn is None:
+            return "error" if self._error is not None else "idle"
+        state = str(conn.state)
+        return "connecting" if state == "idle" else state  # type: ignore[return-value]
+
+    @property
+    def session_id(self) -> str | None:
+        """The agent's session id (from ``session.ready``)."""
+        return None if self.connection is None else self.connection.session_id
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error that ended the session or the last ``session.error`` (or ``None``)."""
+        if self._error is not None:
+            return self._error
+        return None if self.connection is None else self.connection.last_error
+
+    # -- public API -----------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"<voicekit.Session backend={self.backend!r} status={self.status!r} "
+            f"session_id={self.session_id!r} api_key={_masked(self._api_key)}>"
+        )
+
+    def __enter__(self) -> Session:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The agent's WebSocket URL (never with a token in it)."""
+        return url_without_query(self._connect_url())
+
+    def _connect_url(self) -> str:
+        """The URL to connect to, with its ``?token=`` if one was given."""
+        if self._url is not None:
+            return self._url
+        if self.backend == "assemblyai":
+            return HOSTED_URL
+        from voicekit.local import embedded_agent
+
+        return str(embedded_agent().url)
+
+    @property
+    def input_level(self) -> float:
+        """The level of the user's audio as sent, in dBFS (a VU-style meter; -120: silence)."""
+        return self._meter.value
+
+    def now(self) -> float:
+        """Seconds on the session clock (0 when the session started)."""
+        return time.monotonic() - self._t0
+
+    def on(self, event_type: str, fn: Observer) -> None:
+        """Call ``fn(line)`` for every log line of ``event_type`` (``"*"``: all).
+
+        ``line`` is a :class:`LogLine`: a read-only mapping with the keys of the log's
+        line — ``t`` (session seconds), ``dir`` (``"recv"``, ``"send"`` or ``"local"``),
+        ``type`` and the event's fields — and, for received lines, the typed protocol event
+        as ``line.event``. Observers run on the session's observer thread, in order, off
+        the audio path: a slow one delays other observers, never audio. Marshal to your own
+        thread (widgets do) before touching UI state. An observer that raises is logged and
+        kept. ``stop()`` returns after observers have seen the last line (waiting at most
+        2 s for a slow one).
+        """
+        self._bus.on(event_type, fn)
+
+    def events(self, timeout: float | None = None) -> Iterator[LogLine]:
+        """A thread-safe iterator of the session's log lines from now on.
+
+        Ends when the session ends, or when no line arrived for ``timeout`` seconds.
+        """
+        return self._bus.subscribe(timeout)
+
+    def start(self, wait: bool = True) -> Session:
+        """Connect, configure and start audio.
+
+        Parameters
+        ----------
+        wait : bool
+            Return when ``session.ready`` arrives (default), raising the server's error
+            as :class:`voicekit.ServerError` (with ``code`` and ``param``) or a
+            :class:`voicekit.ConnectionError`. With ``wait=False`` return at once; see
+            :attr:`status` and :attr:`last_error`.
+        """
+        if self.status != "idle" or self._loop is not None:
+            raise VoiceKitError(
+                f"session already {self.status}; create a new vk.Session to start again"
+            )
+        url = self._connect_url()  # starts the embedded agent if needed, in this thread
+        from voicekit._version import __version__
+
+        self.connection = Connection(
+            self.config,
+            url=lambda: url,
+            api_key=self._api_key,
+            token=self._token,
+            connect_timeout=self.connect_timeout,
+            bus=self._bus,
+            dispatch=self._dispatch,
+            lost=self._teardown,
+            user_agent=f"voicekit/{__version__}",
+            spawn=self._tasks.spawn,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="voicekit-session", daemon=True
+        )
+        self._thread.start()
+        _live_sessions.add(self)
+        fut = asyncio.run_coroutine_threadsafe(self._astart(), self._loop)
+        if wait:
+            try:
+                fut.result(self.connect_timeout + 5.0)
+            except BaseException:
+                self._shutdown_thread()
+                raise
+        return self
+
+    async def astart(self) -> Session:
+        """``start()`` for asyncio applications: awaits ``session.ready`` without blocking."""
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def astop(self) -> Any:
+        """``stop()`` for asyncio applications."""
+        return await asyncio.to_thread(self.stop)
+
+    def stop(self) -> Any:
+        """End the session and close its log; returns the :class:`voicekit.SessionLog`.
+
+        Idempotent and bounded: sends ``session.end``, waits up to 2 s for
+        ``session.ended``, closes socket, devices and log, and stops the thread.
+        """
+        if self._loop is None or self._thread is None:
+            return self._result
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._astop(), self._loop).result(STOP_TIMEOUT_S + 3.0)
+        self._shutdown_thread()
+        return self._result
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until a scripted user's script is done (returns False on timeout).
+
+        Only meaningful with ``audio_in=vk.ScriptedUser(...)``; with other sources it
+        returns at once. Never call it from an observer.
+        """
+        waiter = getattr(self.source, "wait", None)
+        return True if waiter is None else bool(waiter(timeout))
+
+    def update(self, **changes: Any) -> None:
+        """Change the configuration mid-session and start a new config epoch.
+
+        Parameters
+        ----------
+        **changes
+            Any of ``system_prompt``, ``keyterms``, ``turn_detection`` (a
+            :class:`voicekit.TurnDetection`; unset fields keep their value), ``tools``.
+
+        Raises
+        ------
+        ConfigError
+            For invalid values, or for fields fixed for the session (``voice``,
+            ``greeting``, formats), saying that a restart is needed.
+        """
+        new, tools = updated_config(self.config, changes)
+        if self._loop is None or self.status != "ready":
+            self.config = new  # before start: just the initial config
+            if tools is not None:
+                self.tools = self._tools.tools = tools
+            return
+        asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
+
+    def say(self, text: str | None = None) -> None:
+        """Ask the agent to speak now (``reply.create``), with ``text`` as instructions."""
+        if self._loop is None or self.status != "ready":
+            raise VoiceKitError("session is not ready; call start() first")
+        asyncio.run_coroutine_threadsafe(self._asay(text), self._loop).result(5.0)
+
+    # -- loop side: start, update, say -----------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        from voicekit._version import __version__
+
+        return {
+            "voicekit": __version__,
+            "backend": self.backend,
+            "url": self.url,
+            "sample_rate": SAMPLE_RATE,
+            "audio_in": self.source.describe(),
+            "audio_out": self.sink.describe(),
+            "config": self.config.to_dict(),
+        }
+
+    async def _astart(self) -> None:
+        conn = self.connection
+        assert conn is not None
+        self._t0 = time.monotonic()
+        if self.log_dir is not None:
+            from voicekit.logformat import LogWriter
+
+            self._bus.writer = LogWriter(self.log_dir, meta=self._meta())
+            self.log_path = Path(self._bus.writer.path)
+        self._bus.local("session.start", backend=self.backend, url=self.url)
+        self._bus.local("config.epoch", epoch=0, config=self.config.to_dict())
+        try:
+            await conn.open()
+        except BaseException as exc:
+            self._error = exc
+            conn.protocol.fail()
+            self._bus.local("error", message=str(exc), error=type(exc).__name__)
+            await self._teardown()
+            raise
+        link = AudioLink(asyncio.get_running_loop(), self.now, self._on_push, self._bus.local)
+        self.source.start(link)
+        self.sink.start(link)
+        self._playback.attach()
+        pacer = Pacer(
+            self.source,
+            self._t0,
+            sending=lambda: conn.state == "ready",
+            send=self._send_user_audio,
+            flush=conn.flush_and_send,
+            poll=self._playback.poll,
+            bus=self._bus,
+        )
+        self._tasks.spawn(pacer.run(), "voicekit-pacer")
+
+    async def _aupdate(self, new: SessionConfig, tools: list[Tool] | None) -> None:
+        assert self.connection is not None
+        patch = self.connection.protocol.update(new)  # the one diff of old and new
+        if not patch:
+            return
+        self.config = new
+        if tools is not None:
+            self.tools = self._tools.tools = tools
+        self.epoch += 1
+        self._bus.local("config.epoch", epoch=self.epoch, config=new.to_dict(), patch=patch)
+        self.connection.flush()
+
+    async def _asay(self, text: str | None) -> None:
+        assert self.connection is not None
+        self.connection.protocol.create_reply(text)
+        self.connection.flush()
+
+    def _answer_tool(self, call_id: str, result: str, is_error: bool) -> None:
+        assert self.connection is not None
+        self.connection.protocol.send_tool_result(call_id, result, is_error=is_error)
+        self.connection.flush()
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        self._bus.local("error", where=name, message=repr(exc))
+
+    # -- received events: logged, then each to the part that owns it ---------------------------
+    def _dispatch(self, event: Event) -> None:
+        match event:
+            case ReplyAudio(reply_id=reply_id):
+                samples = self._decode_agent_audio(event.data)
+                fields: dict[str, Any] = {"reply_id": reply_id, "samples": len(samples)}
+                if event.timestamp is not None:
+                    fields["timestamp"] = event.timestamp
+                if event.extra:
+                    fields.update(event.extra)
+                self._bus.emit("recv", "reply.audio", fields, event)
+                self._playback.audio(str(reply_id or ""), samples)
+                return
+            case UnknownEvent():
+                self._bus.emit("recv", event.kind, _fields(event), event)
+                return
+        self._bus.emit("recv", event.type, _fields(event), event)
+        match event:
+            case SessionReady(session_id=session_id):
+                writer = self._bus.writer
+                if writer is not None and session_id:
+                    writer.set_session_id(session_id)
+                    self.log_path = Path(writer.path)
+            case InputSpeechStarted():
+                td = self.config.turn_detection
+                if td is None or td.interrupt_response is not False:
+                    # with interrupt_response false the agent's reply goes on (§5.1.3):
+                    # flushing here would cut what the user is meant to hear
+                    self._playback.barge_in("speech_started")
+            case ReplyStarted(reply_id=reply_id):
+                self._playback.reply(reply_id)
+            case ReplyDone(reply_id=reply_id, status=status):
+                self._playback.done(str(reply_id or ""), str(status or "completed"))
+            case ToolCall(call_id=call_id, name=name, arguments=arguments):
+                self._tools.call(call_id, name, dict(arguments or {}))
+
+    def _decode_agent_audio(self, data: str) -> NDArray[np.int16]:
+        from voicekit.audio import b64decode_audio, decode_from_wire
+
+        raw = b64decode_audio(data)
+        encoding = self.config.output_format.encoding
+        if encoding == "audio/pcm" and len(raw) % 2:  # played without its last byte
+            self._bus.local(
+                "error",
+                where="reply.audio",
+                message=f"reply.audio data has an odd number of PCM16 bytes ({len(raw)}); "
+                "the last byte was dropped",
+            )
+        return np.asarray(decode_from_wire(raw, encoding), np.int16)
+
+    # -- user audio --------------------------------------------------------------------
+    def _on_push(self, samples: NDArray[np.int16], offset: int) -> None:
+        """Audio from a push source (mic, browser), on the loop thread."""
+        conn = self.connection
+        if conn is not None and conn.state == "ready":
+            self._send_user_audio(samples, offset)
+            conn.flush()
+
+    def _send_user_audio(self, samples: NDArray[np.int16], offset: int) -> None:
+        from voicekit.audio import encode_for_wire
+
+        assert self.connection is not None
+        writer = self._bus.writer
+        if writer is not None:
+            writer.write_user_audio(offset, samples)
+        self._meter.update(samples)
+        wire = encode_for_wire(samples, self.config.input_format.encoding)
+        self.connection.send_audio(bytes(wire), offset, len(samples))
+
+    # -- ending --------------------------------------------------------------------------
+    async def _astop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.connection is not None:
+            await self.connection.end(STOP_TIMEOUT_S)
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        """Close socket, devices and log; cancel tasks. Idempotent: a second caller (``stop()``
+        while a failed resume tears down) waits for the first one's teardown to finish."""
+        if self._torn_down is None:
+            # its own task, outside the task set it cancels, so no caller's cancellation
+            # can cut it half-way
+            self._torn_down = asyncio.get_running_loop().create_task(
+                self._close_everything(), name="voicekit-teardown"
+            )
+        await asyncio.shield(self._torn_down)
+
+    async def _close_everything(self) -> None:
+        conn = self.connection
+        await self._tasks.cancel(0.0, keep=lambda t: t.get_name() == "voicekit-send")
+        with contextlib.suppress(Exception):
+            self.source.stop()
+        with contextlib.suppress(Exception):
+            self._playback.poll()
+            self.sink.stop()
+        if conn is not None:
+            await conn.close()
+        await self._tasks.cancel(1.0)
+        self._playback.stop_all("session_end")
+        if conn is not None:
+            conn.protocol.finish()
+        self._bus.local("session.stop", status=self.status)
+        writer = self._bus.writer
+        self._bus.close(STOP_TIMEOUT_S)
+        if writer is not None:
+            writer.close()
+            from voicekit.logformat import load_log
+
+            with contextlib.suppress(Exception):
+                self._result = load_log(writer.path)
+
+    def _shutdown_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self.status in ("connecting", "ready"):
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._astop(), loop).result(STOP_TIMEOUT_S + 3)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_other_tasks(2.0), loop).result(3.0)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5.0)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+        _live_sessions.discard(self)
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    """A received event's fields as its log line holds them (no resume token)."""
+    fields = event.to_dict()
+    fields.pop("type", None)
+    if isinstance(event, SessionReady):
+        fields.pop("resume_token", None)
+    return fields
+
+
+def _stop_all_at_exit() -> None:
+    """A session left running at interpreter exit is stopped and its log closed."""
+    for session in list(_live_sessions):
+        with contextlib.suppress(Exception):
+            session.stop()
+
+
+atexit.register(_stop_all_at_exit)

@@ -69,7 +69,20 @@ from voicekit.tools import Tool
 if TYPE_CHECKING:
     from voicekit.protocol import SessionConfig
 
-__all__ = ["BLOCK", "CATCH_UP_SAMPLES", "HOSTED_URL", "LogLine", "Session", "resolve_backend"]
+# The parts are exported for tests and for readers: each can be built and driven alone.
+__all__ = [
+    "BLOCK",
+    "CATCH_UP_SAMPLES",
+    "HOSTED_URL",
+    "Bus",
+    "Connection",
+    "LogLine",
+    "Pacer",
+    "Playback",
+    "Session",
+    "ToolRunner",
+    "resolve_backend",
+]
 
 log = logging.getLogger("voicekit.session")
 

@@ -127,10 +127,18 @@ class Bus:
             self._any = True
 
     def subscribe(self, timeout: float | None) -> Iterator[LogLine]:
-        """Lines from now on, until :meth:`close` or ``timeout`` seconds without one."""
+        """Lines from the moment of this call, until :meth:`close` or ``timeout`` seconds
+        without one (registered at once, not at the first ``next()``)."""
         q: queue.SimpleQueue[LogLine | None] = queue.SimpleQueue()
         with self._lock:
+            if self._closed:
+                return iter(())
             self._subscribers.append(q)
+        return self._drain(q, timeout)
+
+    def _drain(
+        self, q: queue.SimpleQueue[LogLine | None], timeout: float | None
+    ) -> Iterator[LogLine]:
         try:
             while True:
                 try:

@@ -89,6 +89,23 @@ def test_tool_result_is_held_while_a_newer_reply_or_speech_is_pending() -> None:
     assert [m["call_id"] for m in c.data_to_send()] == ["c1"]
 
 
+def test_tool_result_sent_while_a_newer_reply_runs_waits_for_its_reply_done() -> None:
+    c = ready_client()
+    c.receive(frame("reply.started", reply_id="rA"))
+    c.receive(frame("tool.call", call_id="cA", name="t", arguments={}))
+    c.receive(frame("reply.done", reply_id="rA"))
+    c.receive(frame("reply.started", reply_id="rB"))  # newer reply pending: hold results
+    c.send_tool_result("cA", "held")
+    assert c.data_to_send() == []
+    c.receive(frame("transcript.agent.delta", reply_id="rB", delta="Hm"))
+    c.send_audio(b"\x00\x00")
+    assert types(c.data_to_send()) == ["input.audio"]  # only the audio: the result waits
+    c.receive(frame("reply.done", reply_id="rB"))
+    assert [(m["type"], m["call_id"], m["result"]) for m in c.data_to_send()] == [
+        ("tool.result", "cA", "held")
+    ]
+
+
 def test_tool_results_of_an_interrupted_reply_are_dropped() -> None:
     c = ready_client()
     c.receive(frame("reply.started", reply_id="r1"))

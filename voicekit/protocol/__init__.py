@@ -7,7 +7,7 @@ sequencing rule is written once. Must not import anything above this layer.
 
 from __future__ import annotations
 
-from voicekit.protocol.client import ClientProtocol, backoff_delays
+from voicekit.protocol.client import AfterClose, ClientProtocol, ConnectionState, backoff_delays
 from voicekit.protocol.config import (
     IMMUTABLE_FIELDS,
     MUTABLE_FIELDS,
@@ -45,8 +45,10 @@ __all__ = [
     "MUTABLE_FIELDS",
     "SERVER_EVENTS",
     "Action",
+    "AfterClose",
     "AudioFormat",
     "ClientProtocol",
+    "ConnectionState",
     "Event",
     "ServerProtocol",
     "SessionConfig",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,12 +14,16 @@ from hypothesis import strategies as st
 from voicekit.errors import ProtocolError
 from voicekit.protocol import CLIENT_EVENTS, SERVER_EVENTS, UnknownEvent
 from voicekit.protocol.events import (
+    Event,
     InputAudio,
     ReplyAudio,
     ReplyDone,
     SessionError,
     SessionReady,
     ToolCall,
+    TranscriptAgentDelta,
+    decode_audio,
+    encode_audio,
     parse_client_event,
     parse_server_event,
 )
@@ -192,3 +198,76 @@ def test_arbitrary_dicts_never_raise_anything_but_protocol_error(kind: str, fiel
 def test_arbitrary_bytes_never_raise_anything_but_protocol_error(frame: bytes | str) -> None:
     with contextlib.suppress(ProtocolError):
         parse_server_event(frame)
+
+
+def test_the_schema_is_derived_from_the_dataclass_fields() -> None:
+    assert dict(TranscriptAgentDelta.FIELDS) == {
+        "reply_id": ("str?", False),
+        "item_id": ("str?", False),
+        "delta": ("str", True),
+        "start_ms": ("num?", False),
+        "end_ms": ("num?", False),
+    }
+    assert dict(ToolCall.FIELDS)["arguments"] == ("any", False)
+    assert dict(SessionError.FIELDS)["code"] == ("str", False)  # a default: not required
+    for cls in {*SERVER_EVENTS.values(), *CLIENT_EVENTS.values()}:
+        wire = [f.name for f in dataclasses.fields(cls) if f.name not in ("timestamp", "extra")]
+        assert list(cls.FIELDS) == wire  # one declaration, in wire order
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class _Custom(Event):
+    type = "x.custom"
+    count: int
+    ratio: float | None = None
+    blob: dict[str, Any] | None = None
+    anything: Any = None
+    flag: bool = False
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class _Unsupported(Event):
+    type = "x.unsupported"
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+def test_a_new_event_class_gets_its_schema_on_first_use() -> None:
+    event = _Custom.parse({"type": "x.custom", "count": 3, "ratio": 1, "blob": None, "z": 1})
+    assert (event.count, event.ratio, event.blob, event.extra) == (
+        3,
+        1,
+        None,
+        {"z": 1, "blob": None},
+    )
+    assert event.to_dict() == {
+        "type": "x.custom",
+        "count": 3,
+        "ratio": 1,
+        "flag": False,
+        "z": 1,
+        "blob": None,
+    }
+    for bad, match in [
+        ({"count": True}, "count has the wrong type"),  # a bool is not a number
+        ({"count": 1.5}, "count has the wrong type"),
+        ({"count": 1, "ratio": "x"}, "ratio has the wrong type"),
+        ({"count": 1, "flag": None}, "flag has the wrong type"),  # not nullable
+        ({}, "count is missing"),
+    ]:
+        with pytest.raises(ProtocolError, match=match):
+            _Custom.parse({"type": "x.custom", **bad})
+    with pytest.raises(TypeError, match="items"):
+        _Unsupported.parse({"type": "x.unsupported"})
+
+
+def test_one_base64_codec() -> None:
+    from voicekit import audio
+    from voicekit.audio import pcm
+
+    assert audio.b64decode_audio is pcm.b64decode_audio is decode_audio
+    assert audio.b64encode_pcm is pcm.b64encode_pcm is encode_audio
+    assert decode_audio(encode_audio(b"\x00\xff")) == b"\x00\xff"
+    with pytest.raises(ProtocolError, match="data must be a base64 string, got int"):
+        decode_audio(5, "data")
+    with pytest.raises(ProtocolError, match="audio is not valid base64"):
+        decode_audio("not*base64")

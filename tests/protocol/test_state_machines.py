@@ -10,11 +10,26 @@ import pytest
 
 from voicekit.errors import ConfigError, ProtocolError
 from voicekit.protocol import (
+    SERVER_EVENTS,
+    Action,
     ClientProtocol,
     ServerProtocol,
     SessionConfig,
     TurnDetection,
     backoff_delays,
+    parse_server_event,
+)
+from voicekit.protocol.events import ReplyDone, SessionError, TranscriptAgentDelta
+from voicekit.protocol.server import (
+    AudioReceived,
+    ConfigUpdated,
+    MessageAdded,
+    ReplyCancelRequested,
+    ReplyRequested,
+    SessionEndRequested,
+    SessionResumed,
+    SessionStarted,
+    ToolResultReceived,
 )
 
 
@@ -87,6 +102,23 @@ def test_tool_result_is_held_while_a_newer_reply_or_speech_is_pending() -> None:
     c.receive(frame("reply.started", reply_id="r2"))
     c.receive(frame("reply.done", reply_id="r2"))
     assert [m["call_id"] for m in c.data_to_send()] == ["c1"]
+
+
+def test_tool_result_sent_while_a_newer_reply_runs_waits_for_its_reply_done() -> None:
+    c = ready_client()
+    c.receive(frame("reply.started", reply_id="rA"))
+    c.receive(frame("tool.call", call_id="cA", name="t", arguments={}))
+    c.receive(frame("reply.done", reply_id="rA"))
+    c.receive(frame("reply.started", reply_id="rB"))  # newer reply pending: hold results
+    c.send_tool_result("cA", "held")
+    assert c.data_to_send() == []
+    c.receive(frame("transcript.agent.delta", reply_id="rB", delta="Hm"))
+    c.send_audio(b"\x00\x00")
+    assert types(c.data_to_send()) == ["input.audio"]  # only the audio: the result waits
+    c.receive(frame("reply.done", reply_id="rB"))
+    assert [(m["type"], m["call_id"], m["result"]) for m in c.data_to_send()] == [
+        ("tool.result", "cA", "held")
+    ]
 
 
 def test_tool_results_of_an_interrupted_reply_are_dropped() -> None:
@@ -360,3 +392,94 @@ def test_emitters_generate_documented_ids() -> None:
     ]
     assert all(isinstance(m["timestamp"], float) for m in out)
     assert p.close_code == 1011
+
+
+def test_actions_are_one_class_per_kind() -> None:
+    p = server()
+    (started,) = p.receive(frame("session.update", session={"output": {"voice": "ivy"}}))
+    match started:
+        case SessionStarted(config=config, session_id=sid, resume_token=token):
+            assert config.voice == "ivy" and sid == p.session_id and token == p.resume_token
+        case _:
+            pytest.fail(f"not SessionStarted: {started!r}")
+    actions = [
+        a
+        for raw in [
+            frame("input.audio", audio=base64.b64encode(b"\x01\x02").decode()),
+            frame("session.update", session={"input": {"turn_detection": {"min_silence": 300}}}),
+            frame("tool.result", call_id="c", result="{}", is_error=True),
+            frame("tool.result", call_id="d", result="x"),
+            frame("reply.create", instructions="go"),
+            frame("reply.cancel"),
+            frame("conversation.message", role="system", content="be brief"),
+            frame("session.end"),
+        ]
+        for a in p.receive(raw)
+    ]
+    assert all(isinstance(a, Action) for a in actions)
+    assert actions[0] == AudioReceived(b"\x01\x02")
+    assert isinstance(actions[1], ConfigUpdated)
+    assert actions[1].config.turn_detection is not None
+    assert actions[1].config.turn_detection.min_silence == 300
+    assert actions[2:] == [
+        ToolResultReceived("c", "{}", True),
+        ToolResultReceived("d", "x", False),
+        ReplyRequested("go"),
+        ReplyCancelRequested(None),
+        MessageAdded("system", "be brief"),
+        SessionEndRequested(),
+    ]
+    assert [a.kind for a in actions] == [a.type for a in actions]
+    with pytest.raises(AttributeError):
+        actions[0].pcm = b""  # type: ignore[misc]  # frozen
+    held = {"config": p.config}
+    fresh = ServerProtocol(resume=lambda sid: held)
+    (resumed,) = fresh.receive(frame("session.resume", session_id="sess_x"))
+    assert isinstance(resumed, SessionResumed) and resumed.session_id == "sess_x"
+    assert resumed.resume_token == fresh.resume_token and resumed.config is p.config
+
+
+def test_the_server_sends_the_events_the_client_parses() -> None:
+    p = server()
+    out = start(p, {"greeting": "Hi", "output": {"voice": "alba"}})
+    reply_id, item_id = p.reply_started()
+    p.reply_audio(reply_id, b"\x00\x01")
+    p.agent_delta(reply_id, item_id, "Hi", None, None)
+    p.agent_final(reply_id, item_id, "Hi", interrupted=True)
+    p.reply_done(reply_id, "interrupted")
+    p.tool_call_event({"call_id": "c", "name": "t"})
+    p.user_delta(item_id, "he")
+    p.user_final(item_id, "hello")
+    p.speech_started()
+    p.speech_stopped()
+    p.error("invalid_value", "bad", param="output.voice")
+    p.error("server_error", "boom", fatal=True, close_code=1011)
+    out += p.data_to_send()
+    assert {m["type"] for m in out} == set(SERVER_EVENTS) - {
+        "error",
+        "reply.error",
+        "session.ended",
+    }
+    for msg in out:
+        event = parse_server_event(msg)
+        assert type(event) is SERVER_EVENTS[msg["type"]]
+        assert event.to_dict() == msg  # nothing lost, explicit nulls included
+    delta = next(m for m in out if m["type"] == "transcript.agent.delta")
+    assert delta["start_ms"] is None and delta["end_ms"] is None  # sent as null
+    fatal = out[-1]
+    assert fatal["param"] is None and fatal["session_id"] == p.session_id
+
+
+def test_send_queues_a_typed_event_stamped_by_the_clock() -> None:
+    p = server()
+    start(p)
+    event = p.send(ReplyDone(reply_id="r"))
+    assert event.timestamp == 1000.0
+    event.status = "changed later"  # the wire dict was taken at send()
+    p.send(TranscriptAgentDelta(delta="x", reply_id="r"))
+    p.send(SessionError(code="x", message="y", extra={"param": None}))
+    assert p.data_to_send() == [
+        {"type": "reply.done", "reply_id": "r", "status": "completed", "timestamp": 1000.0},
+        {"type": "transcript.agent.delta", "reply_id": "r", "delta": "x", "timestamp": 1000.0},
+        {"type": "session.error", "code": "x", "message": "y", "timestamp": 1000.0, "param": None},
+    ]

@@ -1,20 +1,22 @@
 """PCM16 basics: conversions, base64 framing, chunking, wire encodings.
 
-Audio layer: numpy only (the G.711 codecs and soxr resampling are imported from siblings).
+Audio layer: numpy only (the G.711 codecs and soxr resampling are imported from siblings;
+the base64 codec is the protocol's, :mod:`voicekit.protocol.events`, re-exported here as
+``b64encode_pcm`` / ``b64decode_audio``).
 Inside voicekit audio is always 24 kHz int16 mono; the wire may carry PCM16 at 24 kHz or
 G.711 μ-law / A-law at 8 kHz (protocol reference §10).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from voicekit.errors import ConfigError, ProtocolError
+from voicekit.protocol.events import decode_audio as b64decode_audio
+from voicekit.protocol.events import encode_audio as b64encode_pcm
 
 __all__ = [
     "CHUNK_MS",
@@ -56,21 +58,6 @@ def pcm16_bytes(x: ArrayLike) -> bytes:
     if arr.dtype.kind == "f":
         arr = float32_to_pcm16(arr)
     return np.ascontiguousarray(arr, dtype="<i2").tobytes()
-
-
-def b64encode_pcm(data: bytes) -> str:
-    """Base64 text of audio bytes, as ``input.audio`` carries it."""
-    return base64.b64encode(data).decode("ascii")
-
-
-def b64decode_audio(text: str) -> bytes:
-    """Bytes from base64 text; ProtocolError (never binascii.Error) when it is broken."""
-    if not isinstance(text, str):
-        raise ProtocolError(f"audio must be base64 text, got {type(text).__name__}")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("audio is not valid base64") from None
 
 
 def check_pcm16(data: bytes, strict: bool = True) -> bytes:

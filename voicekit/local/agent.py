@@ -39,12 +39,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from voicekit._aio import TaskSet
 from voicekit.local.brain import ToolRequest, default_brain
 from voicekit.local.speech.turns import BACKCHANNELS
 from voicekit.protocol.config import (
     DEFAULT_MAX_SILENCE_MS,
     DEFAULT_MIN_SILENCE_MS,
     DEFAULT_VAD_THRESHOLD,
+)
+from voicekit.protocol.server import (
+    Action,
+    AudioReceived,
+    ConfigUpdated,
+    MessageAdded,
+    ReplyCancelRequested,
+    ReplyRequested,
+    ServerProtocol,
+    SessionEndRequested,
+    SessionResumed,
+    SessionStarted,
+    ToolResultReceived,
 )
 
 if TYPE_CHECKING:
@@ -128,13 +142,11 @@ class AgentSession:
     """
 
     def __init__(self, server: AgentServer, ws: ServerConnection, authorized: bool) -> None:
-        from voicekit.protocol import ServerProtocol
-
         self.server = server
         self.options = server.options
         self.ws: ServerConnection | None = ws
         self.authorized = authorized
-        self.proto: Any = ServerProtocol(
+        self.proto = ServerProtocol(
             voices=_accepted_voices(self.options.voices),
             resume=self._resume_lookup,
         )
@@ -150,7 +162,7 @@ class AgentSession:
         self.reply: _Reply | None = None
         self.replies: list[_Reply] = []
         self.tool_waiters: dict[str, asyncio.Future[tuple[str, bool]]] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet(logger=log)  # spawned tasks, failures logged once
         self.started_at = time.monotonic()
         self.audio_seconds = 0.0
         self._audio_due = 0.0  # loop time at which the audio received so far would end
@@ -188,19 +200,19 @@ class AgentSession:
 
     async def _on_frame(self, frame: str | bytes) -> None:
         try:
-            events = self.proto.receive(frame)
+            actions = self.proto.receive(frame)
         except Exception:  # the protocol reports bad input as session.error itself
             log.exception("voicekit.local: protocol failure")
-            events = []
+            actions = []
         # what the protocol answered goes out before the events are handled: session.ready
         # never waits for the speech pipeline (the first session of a cold agent builds it
         # for ~1 s while its recognition processes start)
         await self._flush()
-        for event in events:
+        for action in actions:
             try:
-                await self._on_event(event)
+                await self._on_action(action)
             except Exception:
-                log.exception("voicekit.local: failed to handle %r", event)
+                log.exception("voicekit.local: failed to handle %r", action)
         await self._flush()
         if self.proto.close_code is not None and self.ws is not None:
             await self.ws.close(self.proto.close_code, self.proto.close_reason or "")
@@ -255,7 +267,7 @@ class AgentSession:
     def close_pipeline(self) -> None:
         """Release the recogniser and worker thread. Idempotent."""
         self.closed = True
-        for task in list(self.tasks):
+        for task in self.tasks:
             task.cancel()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
@@ -264,48 +276,36 @@ class AgentSession:
             self.pipeline.close()
         self.pipeline = None
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("voicekit.local: task %s failed", task.get_name(), exc_info=task.exception())
-
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.executor is None:
             raise RuntimeError("session closed")
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     # -- protocol events -----------------------------------------------------------------
-    async def _on_event(self, event: Any) -> None:
-        kind = getattr(event, "kind", None) or getattr(event, "type", "")
-        if kind == "session.started":
-            await self._on_started(event.config, event.session_id, event.resume_token)
-        elif kind == "session.resumed":
-            await self._on_resumed(event.session_id)
-        elif kind == "config.updated":
-            self._apply_config(event.config)
-        elif kind == "input.audio":
-            await self._on_audio(event.pcm)
-        elif kind == "tool.result":
-            self._on_tool_result(event.call_id, event.result, bool(event.is_error))
-        elif kind == "reply.create":
-            self._start_reply_from_brain(instructions=getattr(event, "instructions", None))
-        elif kind == "reply.cancel":
-            rid = getattr(event, "reply_id", None)
-            if self.reply is not None and (rid is None or rid == self.reply.reply_id):
-                self._cancel_reply(self.options.cancel_status)
-        elif kind == "conversation.message":
-            self.history.append({"role": event.role, "content": event.content})
-        elif kind == "session.end":
-            self._cancel_reply("interrupted", notify=False)
-            self.close_pipeline()
-            if self.session_id is not None:
-                self.server.sessions.pop(self.session_id, None)
+    async def _on_action(self, action: Action) -> None:
+        match action:
+            case AudioReceived(pcm=pcm):  # first: nearly every frame is audio
+                await self._on_audio(pcm)
+            case SessionStarted(config=config, session_id=session_id, resume_token=token):
+                await self._on_started(config, session_id, token)
+            case SessionResumed(session_id=session_id):
+                await self._on_resumed(session_id)
+            case ConfigUpdated(config=config):
+                self._apply_config(config)
+            case ToolResultReceived(call_id=call_id, result=result, is_error=is_error):
+                self._on_tool_result(call_id, result, is_error)
+            case ReplyRequested(instructions=instructions):
+                self._start_reply_from_brain(instructions=instructions)
+            case ReplyCancelRequested(reply_id=rid):
+                if self.reply is not None and (rid is None or rid == self.reply.reply_id):
+                    self._cancel_reply(self.options.cancel_status)
+            case MessageAdded(role=role, content=content):
+                self.history.append({"role": role, "content": content})
+            case SessionEndRequested():
+                self._cancel_reply("interrupted", notify=False)
+                self.close_pipeline()
+                if self.session_id is not None:
+                    self.server.sessions.pop(self.session_id, None)
 
     async def _on_started(self, config: Any, session_id: str, resume_token: str | None) -> None:
         self.session_id = session_id
@@ -317,7 +317,7 @@ class AgentSession:
         self._apply_config(config)
         if config.greeting:
             self._start_reply(config.greeting, is_greeting=True)
-        self._spawn(self._build_pipeline(), "voicekit-pipeline")
+        self.tasks.spawn(self._build_pipeline(), "voicekit-pipeline")
 
     async def _build_pipeline(self) -> None:
         """Build the speech pipeline while frames keep flowing; then feed it the held audio.
@@ -326,7 +326,9 @@ class AgentSession:
         spare one is ready); ``session.ready`` has gone out already.
         """
         assert self.executor is not None
-        built = asyncio.get_running_loop().run_in_executor(self.executor, _Pipeline, self)
+        built = asyncio.get_running_loop().run_in_executor(
+            self.executor, _Pipeline, self, self._on_partial_text
+        )
         try:
             pipeline = await asyncio.shield(built)
         except asyncio.CancelledError:  # the session ended meanwhile: free what gets built
@@ -359,6 +361,11 @@ class AgentSession:
             self.pipeline.configure(config)
 
     # -- user audio ------------------------------------------------------------------------
+    def _on_partial_text(self, item_id: str, text: str) -> None:
+        """The recogniser's text so far of the user turn ``item_id``: send it now."""
+        self.proto.user_delta(item_id, text)
+        self.tasks.spawn(self._flush(), "voicekit-flush")
+
     async def _on_audio(self, wire: bytes) -> None:
         if self.closed or self.config is None:
             return
@@ -396,7 +403,7 @@ class AgentSession:
                 announced = self.pipeline.announced
                 if announced:  # the acoustic end is said at once, not after recognition
                     self.proto.speech_stopped()
-                self._spawn(self._end_of_turn(announced), "voicekit-end-of-turn")
+                self.tasks.spawn(self._end_of_turn(announced), "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -481,7 +488,7 @@ class AgentSession:
             log.exception("voicekit.local: brain failed")
             decision = f"Sorry, something went wrong: {exc}"
         if isinstance(decision, ToolRequest):
-            self._spawn(self._tool_round_trip(decision), "voicekit-tool-round-trip")
+            self.tasks.spawn(self._tool_round_trip(decision), "voicekit-tool-round-trip")
         else:
             self._start_reply(str(decision))
 
@@ -492,7 +499,7 @@ class AgentSession:
         reply_id, item_id = self.proto.reply_started()
         reply = _Reply(reply_id, item_id, _clip(text), is_greeting=is_greeting)
         self.reply = reply
-        reply.task = self._spawn(self._speak(reply, preamble_of), f"voicekit-reply-{reply_id}")
+        reply.task = self.tasks.spawn(self._speak(reply, preamble_of), f"voicekit-reply-{reply_id}")
         return reply
 
     async def _speak(self, reply: _Reply, tool_call: Any = None) -> None:
@@ -710,11 +717,12 @@ class _Pipeline:
     ~0.2 ms per 50 ms chunk); recogniser calls go to the worker.
     """
 
-    def __init__(self, session: AgentSession) -> None:
+    def __init__(self, session: AgentSession, on_partial: Callable[[str, str], None]) -> None:
         from voicekit.audio import Resampler
         from voicekit.local.speech import TurnDetector
 
         self.session = session
+        self.on_partial = on_partial  # (item_id, text): a new partial transcript (loop thread)
         self.resampler = Resampler(SAMPLE_RATE, ASR_RATE)
         self.vad = session.server.vads.take()
         self.detector = TurnDetector()
@@ -805,8 +813,7 @@ class _Pipeline:
         text = future.result()
         if text and text != self.partial and self.detector.in_speech:
             self.partial = text
-            self.session.proto.user_delta(self.item_id, text)
-            self.session._spawn(self.session._flush(), "voicekit-flush")
+            self.on_partial(self.item_id, text)
 
     def finish(self) -> tuple[str, float]:
         """End the utterance (worker thread): (final text, voiced seconds)."""

@@ -7,13 +7,7 @@ sequencing rule is written once. Must not import anything above this layer.
 
 from __future__ import annotations
 
-from voicekit.protocol.client import (
-    FATAL_CLOSE_CODES,
-    AfterClose,
-    ClientProtocol,
-    ConnectionState,
-    backoff_delays,
-)
+from voicekit.protocol.client import AfterClose, ClientProtocol, ConnectionState, backoff_delays
 from voicekit.protocol.config import (
     IMMUTABLE_FIELDS,
     MUTABLE_FIELDS,
@@ -47,7 +41,6 @@ __all__ = [
     "CATALOGUE",
     "CLIENT_EVENTS",
     "DEFAULT_VOICE",
-    "FATAL_CLOSE_CODES",
     "IMMUTABLE_FIELDS",
     "MUTABLE_FIELDS",
     "SERVER_EVENTS",

@@ -13,8 +13,30 @@ written here once, for every driver:
   ``input.speech.started`` is pending, and dropped if that reply was interrupted (§8.4);
 - resume: after a drop, :meth:`resume` queues ``session.resume`` for the new socket.
 
-Malformed frames raise :class:`voicekit.ProtocolError` from :meth:`receive` (drivers log
-them and go on); the state machine is unchanged by them.
+Connection state (:class:`ConnectionState`, :attr:`ClientProtocol.state`) is owned here::
+
+    IDLE --connect()--> CONNECTING --session.ready--> READY --session.ended--> ENDED
+                            ^                           |
+                            +------ drop (RESUME) ------+      fatal error -> ERROR
+
+What a closed socket means is decided here too, by :meth:`ClientProtocol.connection_closed`
+(the driver only carries it out, :class:`AfterClose`):
+
+- ``ENDED``: :meth:`~ClientProtocol.end` was queued or ``session.ended`` arrived;
+- before the first ``session.ready`` (no ``session_id``): ``RETRY`` when
+  :meth:`~ClientProtocol.handshake_retryable` says another attempt is worth it, else ``FATAL``;
+- after it (or while resuming): ``FATAL`` for a close code in ``FATAL_CLOSE_CODES`` (1008
+  policy, 1011 internal error, §3) or after a fatal ``session.error`` (``FATAL_CODES``);
+  otherwise ``RESUME`` (a drop: call :meth:`~ClientProtocol.resume` on a new socket).
+
+A driver that gives up (its resume budget spent) calls :meth:`~ClientProtocol.fail`; one
+that closes for good calls :meth:`~ClientProtocol.finish`. ``session_id``,
+``resume_token`` and ``error`` are the authority on the session; drivers read them here
+rather than keep copies. :meth:`~ClientProtocol.update` is the one place a client diffs
+configurations. Malformed frames raise :class:`voicekit.ProtocolError` from
+:meth:`receive` (drivers log them and go on); the state machine is unchanged by them.
+
+Must not import asyncio, sockets or anything above the protocol layer.
 """
 
 from __future__ import annotations
@@ -48,32 +70,18 @@ from voicekit.protocol.events import (
     parse_server_event,
 )
 
-__all__ = ["FATAL_CLOSE_CODES", "AfterClose", "ClientProtocol", "ConnectionState", "backoff_delays"]
+__all__ = [
+    "FATAL_CLOSE_CODES",
+    "FATAL_CODES",
+    "RETRYABLE_CLOSE_CODES",
+    "RETRYABLE_ERROR_CODES",
+    "AfterClose",
+    "ClientProtocol",
+    "ConnectionState",
+    "backoff_delays",
+]
 
-
-class ConnectionState(enum.StrEnum):
-    """Where a client connection is (a ``str``: ``state == "ready"`` works)."""
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    READY = "ready"
-    ENDED = "ended"
-    ERROR = "error"
-
-
-class AfterClose(enum.Enum):
-    """What a closed socket means for the session (:meth:`ClientProtocol.connection_closed`)."""
-
-    ENDED = "ended"  # the session ended: session.end was sent or session.ended received
-    RETRY = "retry"  # lost before session.ready, worth another attempt
-    RESUME = "resume"  # a drop after session.ready: resume on a new socket
-    FATAL = "fatal"  # the session is over with an error
-
-
-# After session.ready, a close with these codes is fatal (§3: policy violation, internal
-# error); any other close without session.ended is a drop to resume from.
-FATAL_CLOSE_CODES = frozenset({1008, 1011})
-
+# session.error codes after which the session is over (state ERROR)
 FATAL_CODES = {
     "unauthorized",
     "forbidden",
@@ -93,6 +101,39 @@ FATAL_CODES = {
 # codes the reference calls retryable. Auth and configuration errors (1008) are not.
 RETRYABLE_CLOSE_CODES = frozenset({None, 1001, 1006, 1011, 1012, 1013})
 RETRYABLE_ERROR_CODES = frozenset({"at_capacity", "concurrency_exceeded", "internal_error"})
+# A connection lost after session.ready is resumed, except for these close codes (§3):
+# policy violation and internal error end the session.
+FATAL_CLOSE_CODES = frozenset({1008, 1011})
+
+
+class ConnectionState(enum.StrEnum):
+    """Where a client session stands (a ``str``: ``state == "ready"`` works).
+
+    ``IDLE`` before :meth:`ClientProtocol.connect`; ``CONNECTING`` while a socket is being
+    set up (the first handshake, a retry, a resume); ``READY`` after ``session.ready``;
+    ``ENDED`` after a clean end; ``ERROR`` after a fatal error.
+    """
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    READY = "ready"
+    ENDED = "ended"
+    ERROR = "error"
+
+
+class AfterClose(enum.Enum):
+    """What the driver must do once a socket closed (:meth:`ClientProtocol.connection_closed`).
+
+    ``ENDED``: the session is over, cleanly. ``RETRY``: the handshake was lost; connect
+    again (with backoff) and call :meth:`ClientProtocol.connect`. ``RESUME``: a ready
+    session dropped; reconnect within the resume window and call
+    :meth:`ClientProtocol.resume`. ``FATAL``: the session failed; give up.
+    """
+
+    ENDED = "ended"
+    RETRY = "retry"
+    RESUME = "resume"
+    FATAL = "fatal"
 
 
 def backoff_delays(
@@ -120,7 +161,7 @@ def backoff_delays(
 
 
 class ClientProtocol:
-    """Sans-I/O client state: connecting -> ready -> ended (or error).
+    """Sans-I/O client state: idle -> connecting -> ready -> ended (or error).
 
     Parameters
     ----------
@@ -132,23 +173,29 @@ class ClientProtocol:
 
     Attributes
     ----------
-    state : {"connecting", "ready", "ended", "error"}
+    state : ConnectionState
+        ``idle`` until :meth:`connect`, then ``connecting``, ``ready``, ``ended`` or
+        ``error`` (see the module docstring).
     session_id, resume_token : str or None
         From ``session.ready``; the token is never logged.
     server_config : dict or None
         The resolved config echoed by the server.
     error : SessionError or None
         The last ``session.error`` received.
+    close_code : int or None
+        The close code last given to :meth:`connection_closed`; ``close_reason`` its text.
     """
 
     def __init__(self, config: SessionConfig, max_held_audio_s: float = 5.0) -> None:
         self.config = config
         self.state = ConnectionState.IDLE
         self.session_id: str | None = None
-        self._end_sent = False
         self.resume_token: str | None = None
         self.server_config: dict[str, Any] | None = None
         self.error: SessionError | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._ending = False  # end() was queued
         self._out: list[dict[str, Any]] = []
         self._held_audio: collections.deque[bytes] = collections.deque()
         self._held_bytes = 0
@@ -197,38 +244,6 @@ class ClientProtocol:
             return self.error.code.lower() in RETRYABLE_ERROR_CODES
         return close_code in RETRYABLE_CLOSE_CODES
 
-    def connection_closed(self, code: int | None, reason: str = "") -> AfterClose:
-        """The socket closed with ``code``: decide what that means and update :attr:`state`.
-
-        The end if ``session.end`` was sent or ``session.ended`` received; before the first
-        ``session.ready``, another attempt if :meth:`handshake_retryable` says so, else fatal;
-        after it, fatal for ``FATAL_CLOSE_CODES`` or a fatal ``session.error``, else a drop
-        to resume from.
-        """
-        del reason
-        if self._end_sent or self.state == ConnectionState.ENDED:
-            self.state = ConnectionState.ENDED
-            return AfterClose.ENDED
-        if self.session_id is None:
-            if self.handshake_retryable(code):
-                return AfterClose.RETRY
-            self.state = ConnectionState.ERROR
-            return AfterClose.FATAL
-        if code in FATAL_CLOSE_CODES or self.state == ConnectionState.ERROR:
-            self.state = ConnectionState.ERROR
-            return AfterClose.FATAL
-        self.state = ConnectionState.CONNECTING
-        return AfterClose.RESUME
-
-    def fail(self) -> None:
-        """The driver gave up (a failed handshake or resume): the state is ``error``."""
-        self.state = ConnectionState.ERROR
-
-    def finish(self) -> None:
-        """The driver closed the connection for good: ``ended``, unless it failed."""
-        if self.state != ConnectionState.ERROR:
-            self.state = ConnectionState.ENDED
-
     def resume(self) -> None:
         """A new socket after a drop: queue ``session.resume`` for the session."""
         if self.session_id is None:
@@ -239,7 +254,7 @@ class ClientProtocol:
 
     def send_audio(self, data: bytes) -> None:
         """Queue audio (in the input encoding); held until ``session.ready``."""
-        if self.state == ConnectionState.READY:
+        if self.state is ConnectionState.READY:
             self._queue(InputAudio.from_bytes(data))
             return
         if self.state in (ConnectionState.ENDED, ConnectionState.ERROR):
@@ -299,9 +314,55 @@ class ClientProtocol:
         self._queue(ConversationMessage(role=role, content=content))
 
     def end(self) -> None:
-        """Queue ``session.end``."""
-        self._end_sent = True
+        """Queue ``session.end`` (a socket closing from now on is the end, not a drop)."""
+        self._ending = True
         self._queue(SessionEnd())
+
+    # -- the connection's fate ---------------------------------------------------------------
+    def connection_closed(self, code: int | None, reason: str = "") -> AfterClose:
+        """The socket closed (``code`` None: no close frame): decide what happens next.
+
+        Parameters
+        ----------
+        code : int or None
+            The WebSocket close code.
+        reason : str
+            The close reason (kept in ``close_reason`` for the driver's messages).
+
+        Returns
+        -------
+        AfterClose
+            ``ENDED`` after :meth:`end` or ``session.ended`` (state ``ended``);
+            before the first ``session.ready``: ``RETRY`` (state ``connecting``) when
+            :meth:`handshake_retryable`, else ``FATAL`` (state ``error``); after it:
+            ``FATAL`` for a close code in ``FATAL_CLOSE_CODES`` or after a fatal
+            ``session.error`` (state ``error``), else ``RESUME`` (state ``connecting``).
+        """
+        self.close_code, self.close_reason = code, reason
+        if self._ending or self.state is ConnectionState.ENDED:
+            if self.state is not ConnectionState.ERROR:
+                self.state = ConnectionState.ENDED
+            return AfterClose.ENDED
+        if self.session_id is None:
+            if self.handshake_retryable(code):
+                self.state = ConnectionState.CONNECTING
+                return AfterClose.RETRY
+            self.state = ConnectionState.ERROR
+            return AfterClose.FATAL
+        if code in FATAL_CLOSE_CODES or self.state is ConnectionState.ERROR:
+            self.state = ConnectionState.ERROR
+            return AfterClose.FATAL
+        self.state = ConnectionState.CONNECTING
+        return AfterClose.RESUME
+
+    def fail(self) -> None:
+        """The driver gave up (retries or resume window spent): state ``error``."""
+        self.state = ConnectionState.ERROR
+
+    def finish(self) -> None:
+        """The driver closed the session for good: state ``ended`` (``error`` stays)."""
+        if self.state is not ConnectionState.ERROR:
+            self.state = ConnectionState.ENDED
 
     # -- incoming ----------------------------------------------------------------------------
     def receive(self, frame: str | bytes | Mapping[str, Any]) -> list[Event]:
@@ -332,7 +393,7 @@ class ClientProtocol:
         elif isinstance(event, SessionError):
             self.error = event
             if event.code in FATAL_CODES or (
-                self.state == ConnectionState.CONNECTING
+                self.state is ConnectionState.CONNECTING
                 and event.code in ("invalid_value", "server_error")
             ):
                 self.state = ConnectionState.ERROR

@@ -1,12 +1,19 @@
 """Every client and server event of the Voice Agent protocol, as typed objects.
 
-Protocol layer, pure: no I/O, no asyncio, no numpy. Parsing is tolerant where the
-reference says clients must be (§15): unknown event types become :class:`UnknownEvent`
-with the whole dict kept; unknown fields are kept in ``extra`` and written back by
-``to_dict()``; ``error`` is an alias of ``session.error``; error codes are lower-cased;
-``tool.call`` arguments may be an object or a JSON string (or arrive as ``args``);
-``timestamp`` may be a float or an ISO-8601 string; ``reply.done`` without a status is
-``completed``. Anything malformed raises :class:`voicekit.ProtocolError` — and nothing else.
+Protocol layer, pure: no I/O, no asyncio, no numpy (and nothing above the protocol layer).
+Parsing is tolerant where the reference says clients must be (§15): unknown event types
+become :class:`UnknownEvent` with the whole dict kept; unknown fields are kept in ``extra``
+and written back by ``to_dict()``; ``error`` is an alias of ``session.error``; error codes
+are lower-cased; ``tool.call`` arguments may be an object or a JSON string (or arrive as
+``args``); ``timestamp`` may be a float or an ISO-8601 string; ``reply.done`` without a
+status is ``completed``. Anything malformed raises :class:`voicekit.ProtocolError` — and
+nothing else.
+
+Each event declares its fields once, as dataclass fields in wire order. The wire schema is
+derived from them, once per class: a field without a default is required; its JSON kind
+comes from the annotation (``str``, ``int``, ``float`` — any number but a bool —, ``bool``,
+``dict``, ``Any``); ``X | None`` may be null. ``encode_audio`` / ``decode_audio`` are the
+package's one base64 codec (``voicekit.audio`` re-exports them).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import builtins
 import dataclasses
 import datetime
 import json
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -59,9 +68,6 @@ __all__ = [
 
 E = TypeVar("E", bound="Event")
 
-_STR, _INT, _NUM, _BOOL, _OBJ, _ANY = "str", "int", "num", "bool", "obj", "any"
-_OPT = "?"  # suffix: null allowed
-
 
 def loads(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     """A frame as a dict; ProtocolError for non-JSON, non-objects or a missing ``type``."""
@@ -86,14 +92,38 @@ def loads(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_audio(data: bytes) -> str:
-    """Base64 text of audio bytes, as the wire carries it."""
+    """Base64 text of audio bytes, as the wire carries it (``input.audio``, ``reply.audio``).
+
+    Parameters
+    ----------
+    data : bytes
+        Audio in a wire encoding.
+
+    Returns
+    -------
+    str
+        ASCII base64 text.
+    """
     return base64.b64encode(data).decode("ascii")
 
 
 def decode_audio(text: Any, field: str = "audio") -> bytes:
-    """Audio bytes from base64 text; ProtocolError on anything else."""
+    """Audio bytes from base64 text.
+
+    Parameters
+    ----------
+    text : str
+        Base64 text (anything else is an error).
+    field : str
+        The field's name, for the error message.
+
+    Raises
+    ------
+    ProtocolError
+        When ``text`` is not a string or not valid base64 (never ``binascii.Error``).
+    """
     if not isinstance(text, str):
-        raise ProtocolError(f"{field} must be a base64 string")
+        raise ProtocolError(f"{field} must be a base64 string, got {type(text).__name__}")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -103,6 +133,8 @@ def decode_audio(text: Any, field: str = "audio") -> bytes:
 def _timestamp(value: Any) -> float | None:
     if value is None:
         return None
+    if value.__class__ is float:
+        return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -127,39 +159,94 @@ def _timestamp(value: Any) -> float | None:
     )
 
 
-def _check(kind: str, value: Any) -> bool:
-    if kind.endswith(_OPT):
-        if value is None:
-            return True
-        kind = kind[:-1]
-    if kind == _STR:
-        return isinstance(value, str)
-    if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == _NUM:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == _BOOL:
-        return isinstance(value, bool)
-    if kind == _OBJ:
-        return isinstance(value, dict)
-    return True
+# -- the schema, derived from the dataclass fields ------------------------------------------
+# One field: (name, accepted types or None for anything, whether a bool is refused (numbers),
+# whether null is accepted, whether the field is required).
+_Spec = tuple[str, tuple[type, ...] | None, bool, bool, bool]
+_KINDS: dict[Any, tuple[str, tuple[type, ...] | None, bool]] = {
+    str: ("str", (str,), False),
+    int: ("int", (int,), True),
+    float: ("num", (int, float), True),
+    bool: ("bool", (bool,), False),
+    dict: ("obj", (dict,), False),
+    Any: ("any", None, False),
+}
+_BASE_FIELDS = frozenset({"timestamp", "extra"})  # Event's own dataclass fields
+_ENVELOPE = frozenset({"type", "timestamp"})  # keys of every frame that are not fields
+
+
+class _Schema:
+    """How one event class reads and writes its fields (built once per class)."""
+
+    __slots__ = ("fields", "names", "out")
+
+    def __init__(self, cls: builtins.type[Event]) -> None:
+        hints = typing.get_type_hints(cls)
+        specs: list[_Spec] = []
+        legacy: dict[str, tuple[str, bool]] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in _BASE_FIELDS:
+                continue
+            label, accepted, no_bool, nullable = _kind(cls, f.name, hints[f.name])
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            specs.append((f.name, accepted, no_bool, nullable, required))
+            legacy[f.name] = (label + ("?" if nullable and accepted else ""), required)
+        self.fields: tuple[_Spec, ...] = tuple(specs)
+        self.names = frozenset(legacy)
+        self.out = tuple((name, required) for name, _, _, _, required in specs)
+        cls.FIELDS = types.MappingProxyType(legacy)
+
+
+def _kind(
+    cls: builtins.type[Event], name: str, annotation: Any
+) -> tuple[str, tuple[type, ...] | None, bool, bool]:
+    """(label, accepted types, refuse bools, nullable) of one annotation."""
+    nullable = False
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(members) < len(typing.get_args(annotation))
+        annotation = members[0] if len(members) == 1 else None
+    kind = _KINDS.get(typing.get_origin(annotation) or annotation)
+    if kind is None:
+        raise TypeError(
+            f"{cls.__name__}.{name}: an event field must be annotated str, int, float, bool, "
+            f"dict, Any or one of them | None, not {annotation!r}"
+        )
+    label, accepted, no_bool = kind
+    return label, accepted, no_bool, nullable or accepted is None
+
+
+_SCHEMAS: dict[builtins.type[Event], _Schema] = {}
+
+
+def _schema(cls: builtins.type[Event]) -> _Schema:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        schema = _SCHEMAS[cls] = _Schema(cls)
+    return schema
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
 class Event:
     """Base of every event: ``type`` (a class constant), ``timestamp`` and ``extra``.
 
+    Subclasses declare their wire fields as dataclass fields, in wire order; the schema
+    (required, kind, nullable) is derived from them (see the module docstring).
+
     Attributes
     ----------
     timestamp : float or None
         Epoch seconds (server events carry one; ISO strings are converted).
     extra : dict
-        Fields this version of voicekit does not model, kept and written back.
+        Fields this version of voicekit does not model, kept and written back; a modelled
+        optional field sent as an explicit ``null`` is kept here too, so the null survives.
+    FIELDS : mapping
+        Derived from the fields, read-only: name -> (kind, required), kinds ``str int num
+        bool obj any`` with a ``?`` suffix when null is allowed (introspection only).
     """
 
     type: ClassVar[str] = ""
-    # name -> (kind, required); kinds: str int num bool obj any, "?" suffix = nullable
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {}
+    FIELDS: ClassVar[Mapping[str, tuple[str, bool]]] = types.MappingProxyType({})
 
     timestamp: float | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -178,26 +265,38 @@ class Event:
 
     @classmethod
     def _from(cls: builtins.type[E], obj: dict[str, Any]) -> E:
+        schema = _SCHEMAS.get(cls) or _schema(cls)
         kwargs: dict[str, Any] = {}
-        fields = cls.FIELDS
-        for name, (kind, required) in fields.items():
+        nulls: list[str] = []
+        seen = 1  # "type"
+        for name, accepted, no_bool, nullable, required in schema.fields:
             if name in obj:
+                seen += 1
                 value = obj[name]
-                if not _check(kind, value):
-                    raise ProtocolError(
-                        f"Invalid message format for type '{obj['type']}': "
-                        f"{name} has the wrong type ({type(value).__name__})"
-                    )
+                if value is None:
+                    if not nullable:
+                        raise _wrong_type(obj, name, value)
+                    if not required:  # explicit nulls survive a round trip
+                        nulls.append(name)
+                elif accepted is not None and (
+                    not isinstance(value, accepted) or (no_bool and value.__class__ is bool)
+                ):
+                    raise _wrong_type(obj, name, value)
                 kwargs[name] = value
             elif required:
                 raise ProtocolError(
                     f"Invalid message format for type '{obj['type']}': {name} is missing"
                 )
-        extra = {k: v for k, v in obj.items() if k not in fields and k not in ("type", "timestamp")}
-        for name in fields:  # explicit nulls survive a round trip
-            if name in obj and obj[name] is None and not fields[name][1]:
-                extra[name] = None
-        event = cls(timestamp=_timestamp(obj.get("timestamp")), extra=extra, **kwargs)
+        stamp = obj.get("timestamp")
+        if "timestamp" in obj:
+            seen += 1
+        extra: dict[str, Any] = {}
+        if len(obj) > seen:
+            names = schema.names
+            extra = {k: v for k, v in obj.items() if k not in names and k not in _ENVELOPE}
+        for name in nulls:
+            extra[name] = None
+        event = cls(timestamp=_timestamp(stamp), extra=extra, **kwargs)
         event._fixup()
         return event
 
@@ -206,10 +305,11 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a wire dict (``type`` first, unknown fields included)."""
+        cls = type(self)
         out: dict[str, Any] = {"type": self.type}
-        for name in self.FIELDS:
+        for name, required in (_SCHEMAS.get(cls) or _schema(cls)).out:
             value = getattr(self, name)
-            if value is not None or self.FIELDS[name][1]:
+            if value is not None or required:
                 out[name] = value
         if self.timestamp is not None:
             out["timestamp"] = self.timestamp
@@ -222,13 +322,19 @@ class Event:
         return json.dumps(self.to_dict())
 
 
+def _wrong_type(obj: dict[str, Any], name: str, value: Any) -> ProtocolError:
+    return ProtocolError(
+        f"Invalid message format for type '{obj['type']}': "
+        f"{name} has the wrong type ({type(value).__name__})"
+    )
+
+
 # -- client events -------------------------------------------------------------------------
 @dataclasses.dataclass(kw_only=True, slots=True)
 class SessionUpdate(Event):
     """``session.update``: the first message, and later changes to mutable fields."""
 
     type: ClassVar[str] = "session.update"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"session": (_OBJ, True)}
     session: dict[str, Any]
 
 
@@ -237,7 +343,6 @@ class SessionResume(Event):
     """``session.resume``: reattach to a dropped session within 30 s."""
 
     type: ClassVar[str] = "session.resume"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"session_id": (_STR, True)}
     session_id: str
 
 
@@ -246,7 +351,6 @@ class InputAudio(Event):
     """``input.audio``: base64 audio in the input encoding."""
 
     type: ClassVar[str] = "input.audio"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"audio": (_STR, True)}
     audio: str
 
     @classmethod
@@ -264,11 +368,6 @@ class ToolResult(Event):
     """``tool.result``: the client's answer to a ``tool.call`` (result is a string)."""
 
     type: ClassVar[str] = "tool.result"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "call_id": (_STR, True),
-        "result": (_STR, True),
-        "is_error": (_BOOL + _OPT, False),
-    }
     call_id: str
     result: str
     is_error: bool | None = None
@@ -279,7 +378,6 @@ class ReplyCreate(Event):
     """``reply.create``: make the agent reply now, with optional instructions."""
 
     type: ClassVar[str] = "reply.create"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"instructions": (_STR + _OPT, False)}
     instructions: str | None = None
 
 
@@ -288,7 +386,6 @@ class ReplyCancel(Event):
     """``reply.cancel`` (SDK only): stop a reply."""
 
     type: ClassVar[str] = "reply.cancel"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"reply_id": (_STR + _OPT, False)}
     reply_id: str | None = None
 
 
@@ -297,7 +394,6 @@ class ConversationMessage(Event):
     """``conversation.message``: add context (role user or system) without a reply."""
 
     type: ClassVar[str] = "conversation.message"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"role": (_STR, True), "content": (_STR, True)}
     role: str
     content: str
 
@@ -322,12 +418,6 @@ class SessionReady(Event):
     """``session.ready``: the session is configured; audio may flow."""
 
     type: ClassVar[str] = "session.ready"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "session_id": (_STR, True),
-        "expires_at": (_NUM + _OPT, False),
-        "resume_token": (_STR + _OPT, False),
-        "config": (_OBJ + _OPT, False),
-    }
     session_id: str
     expires_at: float | None = None
     resume_token: str | None = None
@@ -343,7 +433,6 @@ class SessionUpdated(Event):
     """``session.updated``: an update was applied; ``config`` is the resolved config."""
 
     type: ClassVar[str] = "session.updated"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {"config": (_OBJ + _OPT, False)}
     config: dict[str, Any] | None = None
 
 
@@ -352,10 +441,6 @@ class SessionEnded(Event):
     """``session.ended``: the last event of a clean teardown."""
 
     type: ClassVar[str] = "session.ended"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "session_duration_seconds": (_NUM + _OPT, False),
-        "audio_duration_seconds": (_NUM + _OPT, False),
-    }
     session_duration_seconds: float | None = None
     audio_duration_seconds: float | None = None
 
@@ -365,12 +450,6 @@ class SessionError(Event):
     """``session.error`` (alias ``error``): ``code`` is lower-cased."""
 
     type: ClassVar[str] = "session.error"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "code": (_STR, False),
-        "message": (_STR + _OPT, False),
-        "param": (_STR + _OPT, False),
-        "session_id": (_STR + _OPT, False),
-    }
     code: str = ""
     message: str | None = None
     param: str | None = None
@@ -399,12 +478,8 @@ class TranscriptUserDelta(Event):
     """``transcript.user.delta``: the whole user transcript so far (replace, not append)."""
 
     type: ClassVar[str] = "transcript.user.delta"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "item_id": (_STR + _OPT, False),
-        "text": (_STR, True),
-    }
-    text: str
     item_id: str | None = None
+    text: str
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
@@ -412,12 +487,8 @@ class TranscriptUser(Event):
     """``transcript.user``: the final text of a user turn."""
 
     type: ClassVar[str] = "transcript.user"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "item_id": (_STR + _OPT, False),
-        "text": (_STR, True),
-    }
-    text: str
     item_id: str | None = None
+    text: str
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
@@ -425,10 +496,6 @@ class ReplyStarted(Event):
     """``reply.started``: the agent begins a reply."""
 
     type: ClassVar[str] = "reply.started"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR, True),
-        "item_id": (_STR + _OPT, False),
-    }
     reply_id: str
     item_id: str | None = None
 
@@ -438,12 +505,8 @@ class ReplyAudio(Event):
     """``reply.audio``: base64 audio of a reply in ``data`` (not ``audio``)."""
 
     type: ClassVar[str] = "reply.audio"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR + _OPT, False),
-        "data": (_STR, True),
-    }
-    data: str
     reply_id: str | None = None
+    data: str
 
     def audio_bytes(self) -> bytes:
         """The decoded audio; ProtocolError on broken base64."""
@@ -455,10 +518,6 @@ class ReplyDone(Event):
     """``reply.done``: a reply ended; a missing status means ``completed``."""
 
     type: ClassVar[str] = "reply.done"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR + _OPT, False),
-        "status": (_STR + _OPT, False),
-    }
     reply_id: str | None = None
     status: str | None = "completed"
 
@@ -471,12 +530,6 @@ class ReplyError(Event):
     """``reply.error`` (newer SDK only): a reply failed."""
 
     type: ClassVar[str] = "reply.error"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR + _OPT, False),
-        "code": (_STR + _OPT, False),
-        "message": (_STR + _OPT, False),
-        "retryable": (_BOOL + _OPT, False),
-    }
     reply_id: str | None = None
     code: str | None = None
     message: str | None = None
@@ -488,16 +541,9 @@ class TranscriptAgentDelta(Event):
     """``transcript.agent.delta``: the next word of a reply, with its audio times in ms."""
 
     type: ClassVar[str] = "transcript.agent.delta"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR + _OPT, False),
-        "item_id": (_STR + _OPT, False),
-        "delta": (_STR, True),
-        "start_ms": (_NUM + _OPT, False),
-        "end_ms": (_NUM + _OPT, False),
-    }
-    delta: str
     reply_id: str | None = None
     item_id: str | None = None
+    delta: str
     start_ms: float | None = None
     end_ms: float | None = None
 
@@ -507,15 +553,9 @@ class TranscriptAgent(Event):
     """``transcript.agent``: the reply's full text (trimmed when interrupted)."""
 
     type: ClassVar[str] = "transcript.agent"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "reply_id": (_STR + _OPT, False),
-        "item_id": (_STR + _OPT, False),
-        "text": (_STR, True),
-        "interrupted": (_BOOL + _OPT, False),
-    }
-    text: str
     reply_id: str | None = None
     item_id: str | None = None
+    text: str
     interrupted: bool | None = False
 
 
@@ -524,11 +564,6 @@ class ToolCall(Event):
     """``tool.call``: the agent asks the client to run a tool (``arguments`` is a dict)."""
 
     type: ClassVar[str] = "tool.call"
-    FIELDS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "call_id": (_STR, True),
-        "name": (_STR, True),
-        "arguments": (_ANY, False),
-    }
     call_id: str
     name: str
     arguments: Any = None
@@ -603,6 +638,9 @@ SERVER_EVENTS: dict[str, type[Event]] = {
     )
 }
 SERVER_EVENTS["error"] = SessionError
+for _cls in (*CLIENT_EVENTS.values(), *SERVER_EVENTS.values()):
+    _schema(_cls)  # derived once, at import (other subclasses: on first use)
+del _cls
 
 
 def _parse(table: dict[str, type[Event]], data: str | bytes | Mapping[str, Any]) -> Event:

@@ -1,11 +1,15 @@
 """The server side of the protocol as a sans-I/O state machine (for the stand-in agent).
 
-Protocol layer, pure: no sockets, no asyncio. One :class:`ServerProtocol` per socket,
-``AWAIT_FIRST -> READY -> ENDED`` (reference §14). The driver feeds each received frame to
-:meth:`ServerProtocol.receive`, which validates it and returns :class:`Action` objects for
-what the application must do (speak, listen, run the tool round trip); replies, errors and
-the config echo are queued for :meth:`data_to_send`; when the protocol decides the socket
-must close, :attr:`close_code` says with which code.
+Protocol layer, pure: no sockets, no asyncio, nothing above the protocol layer. One
+:class:`ServerProtocol` per socket, ``AWAIT_FIRST -> READY -> ENDED`` (reference §14). The
+driver feeds each received frame to :meth:`ServerProtocol.receive`, which validates it and
+returns :class:`Action` objects for what the application must do (speak, listen, run the
+tool round trip) — one small class per kind (:class:`AudioReceived`,
+:class:`ToolResultReceived`, ...), for the driver to ``match`` on. Replies, errors and the
+config echo are the same typed server events the client parses
+(:mod:`voicekit.protocol.events`), queued by :meth:`ServerProtocol.send` and handed out as
+wire dicts by :meth:`data_to_send`; when the protocol decides the socket must close,
+:attr:`close_code` says with which code.
 
 Errors follow §7 (codes and whether they close): invalid JSON, unknown types and
 wrong-shaped messages are ``invalid_format`` and keep the session open; broken base64 is
@@ -24,60 +28,159 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from voicekit.errors import ConfigError, ProtocolError
 from voicekit.protocol.config import AudioFormat, SessionConfig, merge
 from voicekit.protocol.events import (
     CLIENT_EVENTS,
     ConversationMessage,
+    Event,
     InputAudio,
+    InputSpeechStarted,
+    InputSpeechStopped,
+    ReplyAudio,
     ReplyCancel,
     ReplyCreate,
+    ReplyDone,
+    ReplyStarted,
+    SessionEnd,
+    SessionEnded,
+    SessionError,
+    SessionReady,
     SessionResume,
     SessionUpdate,
+    SessionUpdated,
+    ToolCall,
     ToolResult,
+    TranscriptAgent,
+    TranscriptAgentDelta,
+    TranscriptUser,
+    TranscriptUserDelta,
     decode_audio,
     encode_audio,
     loads,
 )
 from voicekit.protocol.voices import voice_ids
 
-__all__ = ["Action", "ServerProtocol", "config_echo"]
+__all__ = [
+    "Action",
+    "AudioReceived",
+    "ConfigUpdated",
+    "MessageAdded",
+    "ReplyCancelRequested",
+    "ReplyRequested",
+    "ServerProtocol",
+    "SessionEndRequested",
+    "SessionResumed",
+    "SessionStarted",
+    "ToolResultReceived",
+    "config_echo",
+]
+
+E = TypeVar("E", bound=Event)
 
 AWAIT_FIRST, READY, ENDED = "await_first", "ready", "ended"
 RATE_BUCKET_S = 1.5  # audio beyond ~1 s per second plus a small burst is a violation
 
 
-@dataclasses.dataclass
 class Action:
     """Something the application must act on, decoded from a client frame.
+
+    The base of one frozen dataclass per kind; drivers ``match`` on the class, e.g.
+    ``case AudioReceived(pcm=pcm):``.
 
     Attributes
     ----------
     kind : str
-        ``session.started``, ``session.resumed``, ``config.updated``, ``input.audio``,
-        ``tool.result``, ``reply.create``, ``reply.cancel``, ``conversation.message`` or
-        ``session.end``.
+        The kind as text (``session.started``, ``input.audio``, ...), a class constant.
     """
 
-    kind: str
-    config: SessionConfig | None = None
-    session_id: str | None = None
-    resume_token: str | None = None
-    pcm: bytes = b""
-    call_id: str = ""
-    result: str = ""
-    is_error: bool = False
-    instructions: str | None = None
-    reply_id: str | None = None
-    role: str = ""
-    content: str = ""
+    __slots__ = ()
+    kind: ClassVar[str] = ""
 
     @property
     def type(self) -> str:
         """Alias of ``kind``."""
         return self.kind
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionStarted(Action):
+    """The first ``session.update`` was accepted; ``session.ready`` is queued."""
+
+    kind: ClassVar[str] = "session.started"
+    config: SessionConfig
+    session_id: str
+    resume_token: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionResumed(Action):
+    """``session.resume`` found the held session; ``session.ready`` is queued."""
+
+    kind: ClassVar[str] = "session.resumed"
+    config: SessionConfig
+    session_id: str
+    resume_token: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConfigUpdated(Action):
+    """A later ``session.update`` was applied; ``config`` is the merged configuration."""
+
+    kind: ClassVar[str] = "config.updated"
+    config: SessionConfig
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AudioReceived(Action):
+    """``input.audio``: ``pcm`` is the decoded audio, in the input encoding."""
+
+    kind: ClassVar[str] = "input.audio"
+    pcm: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToolResultReceived(Action):
+    """``tool.result``: the client's answer to a ``tool.call``."""
+
+    kind: ClassVar[str] = "tool.result"
+    call_id: str
+    result: str
+    is_error: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplyRequested(Action):
+    """``reply.create``: reply now, with optional ``instructions``."""
+
+    kind: ClassVar[str] = "reply.create"
+    instructions: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplyCancelRequested(Action):
+    """``reply.cancel``: stop the reply ``reply_id`` (None: the current one)."""
+
+    kind: ClassVar[str] = "reply.cancel"
+    reply_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageAdded(Action):
+    """``conversation.message``: context to add (``role`` user or system), no reply."""
+
+    kind: ClassVar[str] = "conversation.message"
+    role: str
+    content: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionEndRequested(Action):
+    """``session.end``: ``session.ended`` is queued and the socket closes with 1000."""
+
+    kind: ClassVar[str] = "session.end"
 
 
 def config_echo(config: SessionConfig, session_id: str) -> dict[str, Any]:
@@ -137,6 +240,14 @@ def _same(name: str, new: Any, old: Any) -> bool:
 
 def _hex(n: int) -> str:
     return secrets.token_hex(n)
+
+
+def _nulls(event: E, *names: str) -> E:
+    """``event`` with the named fields written as explicit nulls when they are None."""
+    for name in names:
+        if getattr(event, name) is None:
+            event.extra[name] = None
+    return event
 
 
 class ServerProtocol:
@@ -199,10 +310,22 @@ class ServerProtocol:
         out, self._out = self._out, []
         return out
 
-    def send(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Queue a server event of ``kind`` with ``fields`` and a float ``timestamp``."""
-        event = {"type": kind, **fields, "timestamp": self.clock()}
-        self._out.append(event)
+    def send(self, event: E) -> E:
+        """Queue a server event, stamped with ``timestamp`` from the clock.
+
+        Parameters
+        ----------
+        event : Event
+            One of the server events of :mod:`voicekit.protocol.events`; its wire dict is
+            taken now (later changes to the object are not sent).
+
+        Returns
+        -------
+        Event
+            ``event``, stamped.
+        """
+        event.timestamp = self.clock()
+        self._out.append(event.to_dict())
         return event
 
     def error(
@@ -214,11 +337,12 @@ class ServerProtocol:
         close_code: int = 1008,
     ) -> None:
         """Queue ``session.error``; ``fatal`` also closes the socket with ``close_code``."""
-        fields: dict[str, Any] = {"code": code, "message": message}
+        event = SessionError(code=code, message=message)
         if param is not None or fatal:
-            fields["param"] = param
-            fields["session_id"] = self.session_id
-        self.send("session.error", **fields)
+            event.param = param
+            event.session_id = self.session_id
+            _nulls(event, "param", "session_id")
+        self.send(event)
         if fatal:
             self._close(close_code, code)
 
@@ -230,11 +354,11 @@ class ServerProtocol:
     def reject_unauthorized(self) -> None:
         """Bad credentials: the observed behaviour (§2.3) — error, then close 1008."""
         self.send(
-            "session.error",
-            code="unauthorized",
-            message="Authentication failed",
-            session_id=None,
-            param=None,
+            _nulls(
+                SessionError(code="unauthorized", message="Authentication failed"),
+                "session_id",
+                "param",
+            )
         )
         self._close(1008, "unauthorized")
 
@@ -274,47 +398,46 @@ class ServerProtocol:
             self.error("invalid_format", f"Invalid message format for type '{kind}'")
             return []
         if self.state == AWAIT_FIRST:
-            if isinstance(event, SessionUpdate):
-                return self._first_update(event.session)
-            if isinstance(event, SessionResume):
-                return self._resume_session(event.session_id)
+            match event:
+                case SessionUpdate(session=session):
+                    return self._first_update(session)
+                case SessionResume(session_id=session_id):
+                    return self._resume_session(session_id)
             self.error(
                 "invalid_format", "The first message must be session.update or session.resume"
             )
             return []
         return self._ready_event(event)
 
-    def _ready_event(self, event: Any) -> list[Action]:
-        if isinstance(event, SessionUpdate):
-            return self._later_update(event.session)
-        if isinstance(event, SessionResume):
-            self.error("invalid_format", "session.resume is only valid as the first message")
-            return []
-        if isinstance(event, InputAudio):
-            return self._audio(event)
-        if isinstance(event, ToolResult):
-            return [
-                Action(
-                    "tool.result",
-                    call_id=event.call_id,
-                    result=event.result,
-                    is_error=bool(event.is_error),
+    def _ready_event(self, event: Event) -> list[Action]:
+        match event:
+            case InputAudio():
+                return self._audio(event)
+            case SessionUpdate(session=session):
+                return self._later_update(session)
+            case SessionResume():
+                self.error("invalid_format", "session.resume is only valid as the first message")
+                return []
+            case ToolResult(call_id=call_id, result=result, is_error=is_error):
+                return [ToolResultReceived(call_id, result, bool(is_error))]
+            case ReplyCreate(instructions=instructions):
+                return [ReplyRequested(instructions)]
+            case ReplyCancel(reply_id=reply_id):
+                return [ReplyCancelRequested(reply_id)]
+            case ConversationMessage(role=role, content=content):
+                return [MessageAdded(role, content)]
+            case SessionEnd():
+                self.send(
+                    _nulls(
+                        SessionEnded(
+                            session_duration_seconds=round(self.monotonic() - self.started, 6)
+                        ),
+                        "audio_duration_seconds",
+                    )
                 )
-            ]
-        if isinstance(event, ReplyCreate):
-            return [Action("reply.create", instructions=event.instructions)]
-        if isinstance(event, ReplyCancel):
-            return [Action("reply.cancel", reply_id=event.reply_id)]
-        if isinstance(event, ConversationMessage):
-            return [Action("conversation.message", role=event.role, content=event.content)]
-        # session.end
-        self.send(
-            "session.ended",
-            session_duration_seconds=round(self.monotonic() - self.started, 6),
-            audio_duration_seconds=None,
-        )
-        self._close(1000, "session ended")
-        return [Action("session.end")]
+                self._close(1000, "session ended")
+                return [SessionEndRequested()]
+        raise AssertionError(f"unhandled client event {event.type}")  # CLIENT_EVENTS only
 
     def _audio(self, event: InputAudio) -> list[Action]:
         try:
@@ -346,7 +469,7 @@ class ServerProtocol:
                 return []
             self._bucket -= seconds
         self.audio_seconds += seconds
-        return [Action("input.audio", pcm=data)] if data else []
+        return [AudioReceived(data)] if data else []
 
     # -- configuration ---------------------------------------------------------------------
     def _first_update(self, session: dict[str, Any]) -> list[Action]:
@@ -382,23 +505,17 @@ class ServerProtocol:
         self.session_id = "sess_" + _hex(16)
         self.resume_token = "vk_resume_" + _hex(24)
         echo = config_echo(config, self.session_id)
-        self.send("session.updated", config=echo)
+        self.send(SessionUpdated(config=echo))
         self.send(
-            "session.ready",
-            session_id=self.session_id,
-            expires_at=int(self.clock()) + 3600,
-            resume_token=self.resume_token,
-            config=echo,
+            SessionReady(
+                session_id=self.session_id,
+                expires_at=int(self.clock()) + 3600,
+                resume_token=self.resume_token,
+                config=echo,
+            )
         )
         self.state = READY
-        return [
-            Action(
-                "session.started",
-                config=config,
-                session_id=self.session_id,
-                resume_token=self.resume_token,
-            )
-        ]
+        return [SessionStarted(config, self.session_id, self.resume_token)]
 
     def _parse_config(self, session: Mapping[str, Any], fatal: bool) -> SessionConfig | None:
         try:
@@ -447,8 +564,8 @@ class ServerProtocol:
             self.error("invalid_value", str(exc), exc.field)
             return []
         self.config = config
-        self.send("session.updated", config=config_echo(config, self.session_id or ""))
-        return [Action("config.updated", config=config)]
+        self.send(SessionUpdated(config=config_echo(config, self.session_id or "")))
+        return [ConfigUpdated(config)]
 
     def _resume_session(self, session_id: str) -> list[Action]:
         found = self._resume(session_id) if self._resume is not None else "session_not_found"
@@ -466,38 +583,32 @@ class ServerProtocol:
         self.session_id = session_id
         self.resume_token = "vk_resume_" + _hex(24)
         self.send(
-            "session.ready",
-            session_id=session_id,
-            expires_at=int(self.clock()) + 3600,
-            resume_token=self.resume_token,
-            config=config_echo(config, session_id),
+            SessionReady(
+                session_id=session_id,
+                expires_at=int(self.clock()) + 3600,
+                resume_token=self.resume_token,
+                config=config_echo(config, session_id),
+            )
         )
         self.state = READY
-        return [
-            Action(
-                "session.resumed",
-                config=config,
-                session_id=session_id,
-                resume_token=self.resume_token,
-            )
-        ]
+        return [SessionResumed(config, session_id, self.resume_token)]
 
     # -- what the application says -----------------------------------------------------------
     def speech_started(self) -> None:
         """Queue ``input.speech.started``."""
-        self.send("input.speech.started")
+        self.send(InputSpeechStarted())
 
     def speech_stopped(self) -> None:
         """Queue ``input.speech.stopped``."""
-        self.send("input.speech.stopped")
+        self.send(InputSpeechStopped())
 
     def user_delta(self, item_id: str, text: str) -> None:
         """Queue ``transcript.user.delta`` (the whole text so far)."""
-        self.send("transcript.user.delta", item_id=item_id, text=text)
+        self.send(TranscriptUserDelta(item_id=item_id, text=text))
 
     def user_final(self, item_id: str, text: str) -> None:
         """Queue ``transcript.user``."""
-        self.send("transcript.user", item_id=item_id, text=text)
+        self.send(TranscriptUser(item_id=item_id, text=text))
 
     def new_item_id(self) -> str:
         """A fresh ``msg_...`` item id."""
@@ -510,45 +621,38 @@ class ServerProtocol:
     def reply_started(self) -> tuple[str, str]:
         """Queue ``reply.started``; returns ``(reply_id, item_id)``."""
         reply_id, item_id = "resp_" + _hex(12), self.new_item_id()
-        self.send("reply.started", reply_id=reply_id, item_id=item_id)
+        self.send(ReplyStarted(reply_id=reply_id, item_id=item_id))
         return reply_id, item_id
 
     def reply_audio(self, reply_id: str, data: bytes) -> None:
         """Queue one ``reply.audio`` chunk (bytes in the output encoding)."""
-        self.send("reply.audio", reply_id=reply_id, data=encode_audio(data))
+        self.send(ReplyAudio(reply_id=reply_id, data=encode_audio(data)))
 
     def agent_delta(
         self, reply_id: str, item_id: str, delta: str, start_ms: int | None, end_ms: int | None
     ) -> None:
-        """Queue ``transcript.agent.delta`` (one word)."""
-        self.send(
-            "transcript.agent.delta",
-            reply_id=reply_id,
-            item_id=item_id,
-            delta=delta,
-            start_ms=start_ms,
-            end_ms=end_ms,
+        """Queue ``transcript.agent.delta`` (one word; unknown times are sent as null)."""
+        event = TranscriptAgentDelta(
+            reply_id=reply_id, item_id=item_id, delta=delta, start_ms=start_ms, end_ms=end_ms
         )
+        self.send(_nulls(event, "start_ms", "end_ms"))
 
     def agent_final(self, reply_id: str, item_id: str, text: str, interrupted: bool) -> None:
         """Queue ``transcript.agent``."""
         self.send(
-            "transcript.agent",
-            reply_id=reply_id,
-            item_id=item_id,
-            text=text,
-            interrupted=interrupted,
+            TranscriptAgent(reply_id=reply_id, item_id=item_id, text=text, interrupted=interrupted)
         )
 
     def reply_done(self, reply_id: str, status: str = "completed") -> None:
         """Queue ``reply.done``."""
-        self.send("reply.done", reply_id=reply_id, status=status)
+        self.send(ReplyDone(reply_id=reply_id, status=status))
 
     def tool_call_event(self, call: Mapping[str, Any]) -> None:
         """Queue ``tool.call`` with ``call_id``, ``name`` and ``arguments``."""
         self.send(
-            "tool.call",
-            call_id=call["call_id"],
-            name=call["name"],
-            arguments=dict(call.get("arguments") or {}),
+            ToolCall(
+                call_id=call["call_id"],
+                name=call["name"],
+                arguments=dict(call.get("arguments") or {}),
+            )
         )

@@ -26,7 +26,8 @@ What a closed socket means is decided here too, by :meth:`ClientProtocol.connect
 - before the first ``session.ready`` (no ``session_id``): ``RETRY`` when
   :meth:`~ClientProtocol.handshake_retryable` says another attempt is worth it, else ``FATAL``;
 - after it (or while resuming): ``FATAL`` for a close code in ``FATAL_CLOSE_CODES`` (1008
-  policy, 1011 internal error, §3) or after a fatal ``session.error`` (``FATAL_CODES``);
+  policy, 1011 internal error, §3) or after a fatal ``session.error`` (a code in
+  ``FATAL_CODES``; while connecting or resuming also ``invalid_value`` and ``server_error``);
   otherwise ``RESUME`` (a drop: call :meth:`~ClientProtocol.resume` on a new socket).
 
 A driver that gives up (its resume budget spent) calls :meth:`~ClientProtocol.fail`; one

@@ -447,7 +447,8 @@ class LocalAgent:
             dropped = 0
             for conn in list(self.state.connections):
                 ws = conn.ws
-                if ws is None or (session_id is not None and conn.session_id != session_id):
+                held = conn.delegate or conn  # after a resume: the session held for it
+                if ws is None or (session_id is not None and held.session_id != session_id):
                     continue
                 ws.transport.abort()
                 dropped += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -25,11 +25,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: the order inside and between the other modules stays
 
 
+pytest_plugins = ["voicekit.testing.plugin"]  # what users enable: our tests use it too
+
+
 @pytest.fixture(scope="module")
-def agent() -> Iterator[vk.local.LocalAgent]:
-    """The stand-in agent on a real socket (fast latency profile), one per test module."""
-    with vk.local.serve(profile="fast") as server:
-        yield server
+def agent(voicekit_agent: vk.local.LocalAgent) -> vk.local.LocalAgent:
+    """The stand-in agent on a real socket (fast latency profile), one per test module:
+    the plugin's ``voicekit_agent``."""
+    return voicekit_agent
 
 
 @pytest.fixture

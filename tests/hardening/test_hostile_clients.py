@@ -718,7 +718,7 @@ def run_hostile(agent: Any, tmp: Path) -> dict[str, Any]:
         "summary": summary,
         "fresh": fresh,
         "errors": errors.lines(),
-        "alive": agent._thread.is_alive(),
+        "alive": agent.is_running,
     }
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 import voicekit as vk
+from voicekit.testing import drop_connection, wait_for_event
 
 pytestmark = pytest.mark.slow
 
@@ -83,13 +83,6 @@ def _assert_nowhere(secrets: list[str], places: dict[str, str | bytes]) -> None:
             assert needle not in text, f"{secret[:12]}… found in {where}"  # type: ignore[operator]
 
 
-def _drop(agent: vk.local.LocalAgent, session_id: str) -> None:
-    """Cut the session's socket on the server side (as tests/runtime/test_resume.py does)."""
-    for conn in list(agent.state.connections):
-        if conn.session_id == session_id and conn.ws is not None:
-            agent._loop.call_soon_threadsafe(conn.ws.transport.abort)
-
-
 def test_env_key_url_token_and_resume_token_stay_secret(
     tmp_path, monkeypatch, caplog, capsys
 ) -> None:
@@ -110,14 +103,8 @@ def test_env_key_url_token_and_resume_token_stay_secret(
         secrets.append(held.resume_token)
         texts["repr running"] = repr(s) + str(s) + s.url
         s.say("Say: all is well.")
-        _drop(agent, s.session_id)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if any(e.get("reason") == "resumed" for e in _events(s)):
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the session did not resume after the drop")
+        assert drop_connection(agent, s.session_id) == 1
+        wait_for_event(s, "input.gap", lambda e: e.get("reason") == "resumed", timeout=15)
         log = s.stop()
         assert log.of_type("session.resume", direction="send")
         texts["repr stopped"] = repr(s) + str(s) + repr(log) + json.dumps(log.meta)
@@ -177,13 +164,6 @@ def test_env_key_url_token_and_resume_token_stay_secret(
     names = {r.name for r in records}
     assert {"websockets.client", "websockets.server"} <= names  # DEBUG handshakes captured
     _assert_nowhere(secrets, texts)
-
-
-def _events(s: vk.Session) -> list[dict[str, Any]]:
-    """The session's events so far, read from its (flushed) events.jsonl."""
-    assert s.log_path is not None
-    lines = (s.log_path / "events.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.endswith("}")]
 
 
 def test_panel_keeps_url_tokens_and_env_keys_out_of_widget_state(tmp_path, monkeypatch) -> None:

@@ -60,8 +60,8 @@ def test_round_trip(tmp_path) -> None:
 
 def test_a_crashed_bundle_loads_with_a_warning(tmp_path) -> None:
     w = _bundle(tmp_path, close=False)
-    w._events.write('{"t": 0.4, "dir": "recv", "type": "reply.do')  # cut mid-line
-    w._events.flush()
+    with (w.path / "events.jsonl").open("a", encoding="utf-8") as events:  # every line
+        events.write('{"t": 0.4, "dir": "recv", "type": "reply.do')  # is flushed: cut mid-line
     w.user.flush()  # the periodic (1 s) flush that bounds what a crash can lose
     w.agent.flush()
     copy = tmp_path / "copy"

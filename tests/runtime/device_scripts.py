@@ -6,6 +6,7 @@ Each program prints one JSON line with what it observed; the test makes the asse
 
     python device_scripts.py alsa  OUTDIR INFILE   # exact content through ALSA file devices
     python device_scripts.py pulse OUTDIR          # a paced conversation through PulseAudio
+    python device_scripts.py xrun  OUTDIR          # a starved speaker callback underflows
 """
 
 from __future__ import annotations
@@ -144,7 +145,49 @@ def pulse(out: Path) -> dict[str, Any]:
     return {"log": str(log.path), "wall": wall, "failure": failure}
 
 
+def hold_the_gil(seconds: float) -> None:
+    """Keep every other Python thread from running for ``seconds``, the speaker's PortAudio
+    callback included: a busy loop that gives up the interpreter lock only after a switch
+    interval longer than the hold. The device goes on playing in real time meanwhile, so
+    its buffer runs dry whatever the machine's speed."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(seconds + 1.0)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def xrun(out: Path) -> dict[str, Any]:
+    """A session whose speaker (PulseAudio) is starved for a second: the output underflow
+    PortAudio reports to the callback reaches the log as an ``audio.xrun`` line."""
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    failure = None
+    with vk.local.serve(profile="fast") as agent:
+        session = vk.Session(
+            url=agent.url,
+            audio_in="null",
+            audio_out="speaker",
+            output_device="pulse",
+            greeting="Hello, this is the test agent.",
+            log_dir=out / "logs",
+        )
+        session.on("*", events.put)
+        session.start()
+        try:
+            _wait_for(events, "playback.start", 20)  # the stream runs, past its warm-up
+            hold_the_gil(1.0)
+            _wait_for(events, "audio.xrun", 10)
+        except TimeoutError as exc:
+            failure = str(exc)
+        log = session.stop()
+    return {"log": str(log.path), "failure": failure}
+
+
 if __name__ == "__main__":
     outdir = Path(sys.argv[2])
-    result = alsa(outdir, Path(sys.argv[3])) if sys.argv[1] == "alsa" else pulse(outdir)
-    print(json.dumps(result))
+    programs = {"alsa": lambda: alsa(outdir, Path(sys.argv[3])), "pulse": lambda: pulse(outdir)}
+    programs["xrun"] = lambda: xrun(outdir)
+    print(json.dumps(programs[sys.argv[1]]()))

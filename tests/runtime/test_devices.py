@@ -12,6 +12,7 @@ configuration once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import pytest
 from device_scripts import QUESTION  # tests/runtime is on sys.path (rootdir import mode)
 
 import voicekit as vk
+from voicekit.audio.sources import XRUN_FLAGS
 from voicekit.audio.wav import read_wav
 
 pytestmark = [pytest.mark.device, pytest.mark.slow]
@@ -212,6 +214,25 @@ def test_conversation_through_pulseaudio_in_real_time(pulse: dict[str, str], tmp
 
     # the log's user track holds the question as spoken into the null sink
     assert _best_match(question[voiced[0] :][:12000], log.user_audio)[0] > 0.9
+
+
+def test_a_starved_speaker_logs_its_underflow_as_an_xrun_line(
+    pulse: dict[str, str], tmp_path: Path
+) -> None:
+    """The speaker's callback is kept from running for a second (the interpreter lock held)
+    while PulseAudio plays on in real time: PortAudio reports an output underflow, and the
+    log gets one ``audio.xrun`` line for it, not one per callback."""
+    result = _run(["xrun", str(tmp_path)], pulse, timeout=120)
+    log = vk.load_log(result["log"])
+    xruns = log.of_type("audio.xrun")
+    assert result["failure"] is None, log.events[["t", "dir", "type"]].to_string()
+    assert xruns[0]["dir"] == "local" and xruns[0]["device"] == "output"
+    assert "output_underflow" in xruns[0]["flags"] and xruns[0]["count"] >= 1
+    assert set(xruns[0]["flags"]) <= set(XRUN_FLAGS)
+    assert {e["device"] for e in xruns} == {"output"}  # the null microphone has no stream
+    # coalesced: at most one line per device and second
+    times = [e["t"] for e in xruns]
+    assert all(b - a >= 0.99 for a, b in itertools.pairwise(times)), times
 
 
 def test_talk_command_through_pulseaudio(pulse: dict[str, str], tmp_path: Path, agent) -> None:

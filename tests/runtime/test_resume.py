@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 
 import voicekit as vk
+from voicekit.testing import drop_connection
 
 pytestmark = pytest.mark.slow
-
-
-def _drop(agent: vk.local.LocalAgent, session_id: str) -> None:
-    """Cut the session's socket on the server side, as a network failure would."""
-    for conn in list(agent.state.connections):
-        if conn.session_id == session_id and conn.ws is not None:
-            agent._loop.call_soon_threadsafe(conn.ws.transport.abort)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -32,7 +26,7 @@ def test_a_drop_at_a_random_moment_is_resumed_and_the_log_stays_continuous(
     s = vk.Session(url=agent.url, greeting="Hi.", audio_in=user, audio_out="null", log_dir=tmp_path)
     s.start()
     first_id = s.session_id
-    dropper = threading.Timer(moment, _drop, (agent, first_id))
+    dropper = threading.Timer(moment, drop_connection, (agent, first_id))
     dropper.start()
     finished = s.wait(60)
     dropper.join()

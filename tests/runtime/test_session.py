@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import voicekit as vk
+from voicekit.testing import drop_connection, wait_for_event
 
 pytestmark = pytest.mark.slow
 
@@ -187,21 +188,10 @@ def test_resume_after_a_dropped_socket(agent, tmp_path) -> None:
     s = vk.Session(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
     s.start()
     first_id = s.session_id
-    for conn in list(agent.state.connections):
-        if conn.session_id == first_id and conn.ws is not None:
-            agent._loop.call_soon_threadsafe(conn.ws.transport.abort)
-    deadline = time.monotonic() + 15
-    gap = []
-    while time.monotonic() < deadline and not gap:
-        time.sleep(0.1)
-        gap = [
-            e
-            for e in vk.load_log(s.log_path).raw_events
-            if e["type"] == "input.gap" and e.get("reason") == "resumed"
-        ]
-    assert gap, "the session did not resume"
+    assert drop_connection(agent, first_id) == 1  # server side, as a network failure would
+    wait_for_event(s, "input.gap", lambda e: e.get("reason") == "resumed", timeout=15)
     assert s.status == "ready" and s.session_id == first_id
     s.say("Say: still here.")
-    time.sleep(0.5)
+    wait_for_event(s, "reply.done", timeout=10)
     log = s.stop()
     assert log.of_type("connection.closed") and log.of_type("session.resume", direction="send")

@@ -72,3 +72,42 @@ def test_make_source_and_sink_errors_say_what_is_accepted(tmp_path) -> None:
         make_sink("loud")
     with pytest.raises(AudioError, match="does not exist"):
         make_sink(str(tmp_path / "missing" / "out.wav"))
+
+
+def test_xrun_flags_are_counted_on_the_device_thread_and_logged_coalesced() -> None:
+    """PortAudio's status flags (real ``sounddevice.CallbackFlags``) become ``audio.xrun``
+    lines: one per burst, none for a clean callback, the rest of a burst logged at close.
+    (test_devices.py provokes a real underflow through PulseAudio.)"""
+    import sounddevice as sd
+
+    from voicekit.audio.sources import XRUN_REPORT_S, XrunCounter
+
+    loop = asyncio.new_event_loop()
+    lines: list[tuple[str, dict[str, object]]] = []
+    lnk = AudioLink(
+        loop, loop.time, lambda s, o: None, lambda kind, **fields: lines.append((kind, fields))
+    )
+    xruns = XrunCounter(lnk, "input")
+    overflow, clean, out = sd.CallbackFlags(), sd.CallbackFlags(), sd.CallbackFlags()
+    overflow.input_overflow = True
+    out.output_underflow = out.output_overflow = True
+    try:
+        for _ in range(50):  # a burst while the loop is busy: one report asked for
+            xruns.count(overflow)
+            xruns.count(clean)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert lines == [
+            ("audio.xrun", {"device": "input", "flags": ["input_overflow"], "count": 50})
+        ]
+        for _ in range(3):  # within XRUN_REPORT_S of that line: deferred, not logged yet
+            xruns.count(out)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(lines) == 1 and XRUN_REPORT_S > 0
+        xruns.close()  # the stream has stopped: what is left is logged now
+        flags = ["output_underflow", "output_overflow"]
+        assert lines[1] == ("audio.xrun", {"device": "input", "flags": flags, "count": 3})
+        xruns.count(clean)
+        xruns.close()
+        assert len(lines) == 2
+    finally:
+        loop.close()

@@ -48,10 +48,10 @@ def test_keyterms_reach_the_child_and_sessions_spread_over_children(pool) -> Non
     assert "saxophone" in b.transcribe(audio) and b.keyterms == ("saxophone",)
     a.set_keyterms(["saxophone"])
     assert a.keyterms == ("saxophone",) and "saxophone" in a.transcribe(audio)
-    assert sorted(c.sessions for c in pool._children) == [1, 1]
+    assert sorted(pool.session_counts()) == [1, 1]
     a.close()
     a.close()  # idempotent
-    assert sorted(c.sessions for c in pool._children) == [0, 1]
+    assert sorted(pool.session_counts()) == [0, 1]
 
 
 def test_the_decoders_live_in_other_processes() -> None:
@@ -59,7 +59,7 @@ def test_the_decoders_live_in_other_processes() -> None:
     code = (
         "import sys, json; from voicekit.local.speech.asr_pool import AsrPool\n"
         "p = AsrPool(1); r = p.recognizer(); r.start(); r.feed(bytes(3200)); r.finish()\n"
-        "pid = p._children[0].proc.pid; p.close()\n"
+        "pid = p.processes[0].pid; p.close()\n"
         "print(json.dumps(['pocketsphinx' in sys.modules, pid]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -73,7 +73,7 @@ def test_children_end_with_the_pool_and_remove_their_model_files(tmp_path, monke
     pool = AsrPool(2)
     recs = [pool.recognizer(["saxophone"]) for _ in range(2)]
     assert all(r.transcribe(bytes(3200)) == "" for r in recs)
-    procs = [c.proc for c in pool._children]
+    procs = pool.processes
     pool.close()
     pool.close()  # idempotent
     assert [p.returncode for p in procs] == [0, 0]
@@ -84,9 +84,9 @@ def test_children_end_with_the_pool_and_remove_their_model_files(tmp_path, monke
 
 def test_a_dead_child_gives_an_error_that_says_what_to_do(pool) -> None:
     rec = pool.recognizer()
-    child = pool._children[0] if pool._children[0].sessions else pool._children[1]
-    child.proc.kill()
-    child.proc.wait()
+    busy = pool.processes[pool.session_counts().index(1)]
+    busy.kill()
+    busy.wait()
     with pytest.raises(AudioError, match=r"speech recognition process exited.*restart the agent"):
         rec.feed(bytes(1024))
 
@@ -95,7 +95,7 @@ def test_the_agent_owns_its_recognition_processes_and_can_do_without(tmp_path) -
     with pytest.raises(ConfigError, match="asr_processes"):
         vk.local.serve(asr_processes=-1)
     with vk.local.serve(profile="fast") as agent:
-        procs = [c.proc for c in agent.state.asr_pool._children]
+        procs = agent.state.asr_pool.processes
         assert len(procs) == 2 and all(p.poll() is None for p in procs)
     assert all(p.returncode == 0 for p in procs)
     with vk.local.serve(profile="fast", asr_processes=0) as agent:

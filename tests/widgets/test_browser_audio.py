@@ -1,7 +1,9 @@
-"""vk.BrowserAudio's Python side with a fake page: the widget's comm replaced by a recorder.
+"""vk.BrowserAudio's Python side with a fake page: the widget's ``send`` replaced by a recorder.
 
 The fake page does what browser_audio.js does: it sends 50 ms chunks stamped with their
-capture frame, in real time, and reports agent audio as played as it would play it.
+capture frame, in real time, and reports agent audio as played as it would play it. Its
+messages reach the widget as the kernel hands over a front-end's custom message: a
+``comm_msg`` given to the widget's comm.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from voicekit.local.speech import USER_STYLE, synthesize
 
 pytestmark = pytest.mark.slow
 CHUNK = 1200
+
+
+def from_page(widget: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+    """Deliver a custom message from the page, as the kernel does with a ``comm_msg``."""
+    data = {"method": "custom", "content": content}
+    widget.comm.handle_msg({"content": {"data": data}, "buffers": buffers or []})
 
 
 class FakePage:
@@ -45,7 +53,7 @@ class FakePage:
             if len(chunk) < CHUNK:
                 chunk = np.zeros(CHUNK, np.int16)
             stamp = {"type": "audio", "frame": frame, "wall": time.time() * 1000}
-            self.widget._on_page(self.widget, stamp, [chunk.astype("<i2").tobytes()])
+            from_page(self.widget, stamp, [chunk.astype("<i2").tobytes()])
             played: dict[str, int] = {}
             budget = CHUNK
             with self.lock:
@@ -59,7 +67,7 @@ class FakePage:
                     else:
                         self.queued[0] = (rid, n - take)
             if played:
-                self.widget._on_page(self.widget, {"type": "played", "played": played}, [])
+                from_page(self.widget, {"type": "played", "played": played})
             frame += CHUNK
             time.sleep(max(0.0, start + frame / 24000 - time.monotonic()))
 
@@ -102,11 +110,7 @@ def test_page_errors_are_typed_and_logged_and_the_session_keeps_running(agent, t
     page = FakePage(b)
     s = vk.Session(url=agent.url, audio_in=b, audio_out=b, log_dir=tmp_path)
     s.start()
-    b._on_page(
-        b,
-        {"type": "error", "code": "permission_denied", "message": "allow the microphone"},
-        [],
-    )
+    from_page(b, {"type": "error", "code": "permission_denied", "message": "allow the microphone"})
     assert isinstance(b.last_error, vk.AudioError)
     assert "permission_denied" in str(b.last_error)
     time.sleep(0.3)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from voicekit.audio.sources import SAMPLE_RATE, AudioLink
+from voicekit.audio.sources import SAMPLE_RATE, AudioLink, XrunCounter
 from voicekit.errors import AudioError
 
 __all__ = ["NullSink", "Played", "Sink", "SpeakerSink", "WavSink", "make_sink"]
@@ -209,7 +209,9 @@ class SpeakerSink(Sink):
     stream starts; a server underrun), the count is moved forward to when the block will be
     heard (PortAudio's DAC time); it never moves back, so offsets stay contiguous on devices
     that run ahead of real time (ALSA ``file`` devices). The first few callbacks play
-    silence, so that no reply audio is handed over before such a start-up stall.
+    silence, so that no reply audio is handed over before such a start-up stall. Output
+    underflows and other status flags of the callback are logged as ``audio.xrun`` lines
+    (:class:`voicekit.audio.sources.XrunCounter`).
     """
 
     def __init__(self, device: int | str | None = None) -> None:
@@ -221,6 +223,7 @@ class SpeakerSink(Sink):
         self._stream_pos = 0
         self._calls = 0
         self._clock_offset = math.inf
+        self._xruns: XrunCounter | None = None
 
     def start(self, link: AudioLink) -> None:
         """Open and start the output stream."""
@@ -230,8 +233,10 @@ class SpeakerSink(Sink):
         sd = sounddevice()
         index = resolve_device(self.device, "output")
         self._stream_origin = round(link.now() * SAMPLE_RATE)
+        xruns = self._xruns = XrunCounter(link, "output")
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            xruns.count(status)
             out = outdata[:, 0]
             out[:] = 0
             # when this block will be heard, on the session clock: PortAudio's stream times
@@ -289,11 +294,14 @@ class SpeakerSink(Sink):
         return out
 
     def stop(self) -> None:
-        """Stop and close the stream."""
+        """Stop and close the stream; log the xruns not yet logged."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
             stream.close()
+        xruns, self._xruns = self._xruns, None
+        if xruns is not None:
+            xruns.close()
 
     def describe(self) -> str:
         """``"speaker"`` or ``"speaker:<device>"``."""

@@ -31,11 +31,13 @@ from voicekit.errors import AudioError
 
 __all__ = [
     "SAMPLE_RATE",
+    "XRUN_FLAGS",
     "ArraySource",
     "AudioLink",
     "MicSource",
     "NullSource",
     "Source",
+    "XrunCounter",
     "make_source",
 ]
 
@@ -98,6 +100,87 @@ class AudioLink:
         # a closed loop means the session has stopped: drop quietly
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._on_push, samples, offset)
+
+
+XRUN_FLAGS = (
+    "input_underflow",
+    "input_overflow",
+    "output_underflow",
+    "output_overflow",
+    "priming_output",
+)  # the flags of sounddevice.CallbackFlags, in PortAudio's bit order
+XRUN_REPORT_S = 1.0  # at most one audio.xrun line per device per this many seconds
+
+
+class XrunCounter:
+    """Counts the status flags PortAudio passes to a stream callback; logs them from the loop.
+
+    A device callback calls :meth:`count` with its ``status`` (a
+    ``sounddevice.CallbackFlags``): that adds to a few integers and, at the first flag
+    since the last report, asks the session's loop for one (``call_soon_threadsafe``); it
+    never blocks. On the loop, :meth:`report` writes one ``audio.xrun`` line with what was
+    counted since the previous line, e.g. ``{"type": "audio.xrun", "dir": "local",
+    "device": "output", "flags": ["output_underflow"], "count": 3}`` (``count``: callbacks
+    that reported a flag). Bursts are coalesced: at most one line per device every
+    :data:`XRUN_REPORT_S` seconds.
+
+    Parameters
+    ----------
+    link : AudioLink
+        The session's link (its loop, and ``emit`` for the log line).
+    device : {"input", "output"}
+        Which side of the sound device the stream is.
+    """
+
+    def __init__(self, link: AudioLink, device: str) -> None:
+        self.link = link
+        self.device = device
+        self.counts = [0] * len(XRUN_FLAGS)  # written by the callback only
+        self.calls = 0  # callbacks with any flag set
+        self._reported = [0] * len(XRUN_FLAGS)
+        self._reported_calls = 0
+        self._asked = False
+        self._next_report = 0.0
+        self._closed = False
+
+    def count(self, status: Any) -> None:
+        """Add a callback's status flags (PortAudio's thread; never blocks)."""
+        if not status:
+            return
+        for i, name in enumerate(XRUN_FLAGS):
+            if getattr(status, name, False):
+                self.counts[i] += 1
+        self.calls += 1
+        if not self._asked:
+            self._asked = True
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the session ended
+                self.link.loop.call_soon_threadsafe(self.report)
+
+    def report(self) -> None:
+        """Write what was counted since the last line (loop thread); at most one line per
+        :data:`XRUN_REPORT_S`, later ones are deferred."""
+        if self._closed:
+            return
+        wait = self._next_report - self.link.loop.time()
+        if wait > 0:
+            self.link.loop.call_later(wait, self.report)
+            return
+        self._asked = False  # before reading: a flag counted from now on asks again
+        calls, counts = self.calls, list(self.counts)
+        if calls == self._reported_calls:
+            return
+        flags = [n for n, c, r in zip(XRUN_FLAGS, counts, self._reported, strict=True) if c > r]
+        self.link.emit(
+            "audio.xrun", device=self.device, flags=flags, count=calls - self._reported_calls
+        )
+        self._reported, self._reported_calls = counts, calls
+        self._next_report = self.link.loop.time() + XRUN_REPORT_S
+
+    def close(self) -> None:
+        """Report what is left, now, and stop (loop thread; the stream has stopped)."""
+        self._next_report = 0.0
+        self.report()
+        self._closed = True
 
 
 class Source:
@@ -205,7 +288,9 @@ class MicSource(Source):
     -----
     Threading: PortAudio calls the stream callback on its own thread. The callback only
     copies the block and hands it to the session with ``AudioLink.push`` (which uses
-    ``loop.call_soon_threadsafe``); it never blocks and allocates one small array.
+    ``loop.call_soon_threadsafe``); it never blocks and allocates one small array. Input
+    overflows and other status flags are counted there and logged from the loop as
+    ``audio.xrun`` lines (:class:`XrunCounter`).
     """
 
     paced = False
@@ -213,6 +298,7 @@ class MicSource(Source):
     def __init__(self, device: int | str | None = None) -> None:
         self.device = device
         self._stream: Any = None
+        self._xruns: XrunCounter | None = None
 
     def start(self, link: AudioLink) -> None:
         """Open and start the input stream."""
@@ -220,8 +306,10 @@ class MicSource(Source):
 
         sd = sounddevice()
         index = resolve_device(self.device, "input")
+        xruns = self._xruns = XrunCounter(link, "input")
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            xruns.count(status)
             link.push(indata[:, 0].copy())
 
         try:
@@ -241,11 +329,14 @@ class MicSource(Source):
             ) from exc
 
     def stop(self) -> None:
-        """Stop and close the stream."""
+        """Stop and close the stream; log the xruns not yet logged."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
             stream.close()
+        xruns, self._xruns = self._xruns, None
+        if xruns is not None:
+            xruns.close()
 
     def describe(self) -> str:
         """``"mic"`` or ``"mic:<device>"``."""

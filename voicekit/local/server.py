@@ -406,6 +406,72 @@ class LocalAgent:
         if self.state.asr_pool is not None:
             self.state.asr_pool.close()
 
+    # -- public hooks for tests and tools (any thread) ----------------------------------------
+    @property
+    def is_running(self) -> bool:
+        """True from :func:`serve` until :meth:`stop`: the agent's thread and loop are alive."""
+        return self._thread.is_alive() and self._loop.is_running()
+
+    def _on_loop(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run ``fn`` on the agent's loop and return its result (at once on that loop)."""
+        if threading.current_thread() is self._thread:
+            return fn()
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
+
+    def drop_connections(self, session_id: str | None = None) -> int:
+        """Abort the TCP connection of clients, as a network failure would.
+
+        No close frame is sent: the client sees its socket go (WebSocket close code 1006),
+        and the session stays held for resume (§5.3) as after any drop. Thread-safe: the
+        abort runs on the agent's loop, and this returns once it has.
+
+        Parameters
+        ----------
+        session_id : str or None
+            Only the connection that carries this session (``vk.Session.session_id``);
+            ``None`` drops every open connection, handshaken or not.
+
+        Returns
+        -------
+        int
+            How many connections were aborted (0 when none matched or the agent is stopped).
+        """
+        if not self.is_running:
+            return 0
+
+        def drop() -> int:
+            dropped = 0
+            for conn in list(self.state.connections):
+                ws = conn.ws
+                held = conn.delegate or conn  # after a resume: the session held for it
+                if ws is None or (session_id is not None and held.session_id != session_id):
+                    continue
+                ws.transport.abort()
+                dropped += 1
+            return dropped
+
+        return int(self._on_loop(drop))
+
+    def task_count(self) -> int:
+        """How many asyncio tasks run on the agent's loop now (0 once stopped).
+
+        Its listener, its resume janitor and a few per open connection: a leak test takes
+        it before and after a run (connections end a moment after their clients close).
+        """
+        if not self.is_running:
+            return 0
+        if threading.current_thread() is self._thread:
+            return len(asyncio.all_tasks(self._loop))
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        return asyncio.run_coroutine_threadsafe(count(), self._loop).result(5.0)
+
     def __enter__(self) -> LocalAgent:
         return self
 
@@ -413,7 +479,7 @@ class LocalAgent:
         self.stop()
 
     def __repr__(self) -> str:
-        state = "running" if self._thread.is_alive() else "stopped"
+        state = "running" if self.is_running else "stopped"
         return f"<voicekit.local.LocalAgent {self.url} {state}>"
 
 
@@ -451,7 +517,7 @@ def embedded_agent() -> LocalAgent:
     """The process-wide stand-in agent used by ``backend="local"``, started on first use."""
     global _embedded
     with _embedded_lock:
-        if _embedded is None or not _embedded._thread.is_alive():
+        if _embedded is None or not _embedded.is_running:
             _embedded = serve(profile="realistic")
             import atexit
 

@@ -182,6 +182,16 @@ class AsrPool:
         for child in self._children:
             child.close()
 
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The recognition child processes, in pool order (for tests and tools)."""
+        return [child.proc for child in self._children]
+
+    def session_counts(self) -> list[int]:
+        """Recognisers open in each child process, in the order of :attr:`processes`."""
+        with self._lock:
+            return [child.sessions for child in self._children]
+
 
 # -- the child process ---------------------------------------------------------------------
 def _serve(requests: Connection, replies: Connection) -> None:

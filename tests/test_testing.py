@@ -61,6 +61,20 @@ def test_agent_hooks_count_tasks_and_drop_connections(agent, tmp_path) -> None:
     assert not [t for t in threading.enumerate() if t.name == "voicekit-session"]
 
 
+def test_a_session_whose_own_side_is_cut_resumes_and_goes_on(agent, tmp_path) -> None:
+    with SessionFactory(agent.url, tmp_path) as make:
+        s = make(start=True)
+        first_id = s.session_id
+        assert drop_connection(s) == 1  # the client's socket, no close frame
+        closed = wait_for_event(s, "connection.closed", timeout=15)
+        gap = wait_for_event(s, "input.gap", lambda e: e["t"] >= closed["t"], timeout=20)
+        assert gap["reason"] == "resumed" and closed["code"] in (None, 1006)
+        assert s.status == "ready" and s.session_id == first_id
+        s.say("Say: still here.")  # the conversation goes on after the resume
+        done = wait_for_event(s, "reply.done", lambda e: e["t"] > gap["t"], timeout=20)
+        assert done["status"] == "completed"
+
+
 def test_a_stopped_agent_has_no_tasks_and_nothing_to_drop() -> None:
     other = vk.local.serve(profile="fast", asr_processes=0)
     other.stop()

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from voicekit.errors import ConfigError, VoiceKitError
 
@@ -73,8 +73,9 @@ def drop_connection(target: LocalAgent | Session, session_id: str | None = None)
             raise VoiceKitError(
                 f"the session is {target.status}, it has no connection to drop; start() it first"
             )
-        # Session.connection: the session package's connection (drop() aborts its socket)
-        cast(Any, target).connection.drop()
+        connection = target.connection
+        assert connection is not None  # a started session has one
+        connection.drop()
         return 1
     raise ConfigError(
         f"target ({type(target).__name__}) must be a vk.local.LocalAgent or a vk.Session",

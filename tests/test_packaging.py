@@ -79,3 +79,49 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ]
     commands = [c for c in ci if not c.startswith(("set ", "cd "))]
     assert commands == ["make test"], commands
+
+
+def _loaded_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``statement``."""
+    import json
+    import os
+    import subprocess
+
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _family(modules: set[str], prefix: str) -> set[str]:
+    return {m for m in modules if m == prefix or m.startswith(prefix + ".")}
+
+
+def test_import_voicekit_loads_no_network_server_speech_or_plotting() -> None:
+    loaded = _loaded_after("import voicekit")
+    for heavy in ("websockets", "voicekit.local.server", "voicekit.speech", "pandas", "matplotlib"):
+        assert not _family(loaded, heavy), f"import voicekit loads {sorted(_family(loaded, heavy))}"
+
+
+def test_import_voicekit_protocol_loads_no_asyncio_or_websockets() -> None:
+    loaded = _loaded_after("import voicekit.protocol")
+    for heavy in ("asyncio", "websockets"):
+        assert not _family(loaded, heavy), (
+            f"voicekit.protocol loads {sorted(_family(loaded, heavy))}"
+        )
+
+
+def test_lazy_names_resolve_and_are_listed() -> None:
+    import importlib
+
+    # the submodule voicekit.sweep must not shadow the function vk.sweep
+    module = importlib.import_module("voicekit.sweep")
+    assert voicekit.sweep is module.sweep and callable(voicekit.sweep)
+    assert set(voicekit.__all__) <= set(dir(voicekit))
+    assert voicekit.ScriptedUser is importlib.import_module("voicekit.scripted").ScriptedUser
+    assert voicekit.voices is importlib.import_module("voicekit.protocol.voices")
+    scripted_alias = importlib.import_module("voicekit.testing.scripted")
+    assert scripted_alias.ScriptedUser is voicekit.ScriptedUser
+    assert importlib.import_module("voicekit.analysis").sweep is voicekit.sweep

@@ -155,8 +155,8 @@ def _talk(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from voicekit.analysis import report
+    from voicekit.scripted import BargeIn, Say, ScriptedUser
     from voicekit.session import Session
-    from voicekit.testing.scripted import BargeIn, Say, ScriptedUser
 
     def get_weather(city: str) -> dict[str, Any]:
         """Current weather for a city."""

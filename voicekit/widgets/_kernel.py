@@ -1,4 +1,4 @@
-"""Running widget code on the kernel's event loop (design.md, threading model).
+"""Running widget code on the kernel's event loop (docs/architecture.md, threading model).
 
 Session observers run on the session's thread; widget traits may only be set on the
 kernel's loop. :class:`KernelLoop` captures that loop when a widget is created and offers

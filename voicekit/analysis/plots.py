@@ -2,6 +2,10 @@
 
 Every function takes ``ax=None`` (a new Figure is made and returned) or an Axes to draw on
 (its Figure is returned). User is always blue, agent always orange.
+
+Analysis layer: matplotlib (imported when a plot is made), the tables of
+:mod:`voicekit.analysis.metrics` and :mod:`voicekit.logformat`; never the session or
+widgets. :func:`patch_text` and :func:`draw_texts` are shared with the panel's live timeline.
 """
 
 from __future__ import annotations

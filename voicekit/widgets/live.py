@@ -8,6 +8,9 @@ colours) but built from events alone, so a redraw never reads the audio files.
 Live metrics are estimates: with a scripted user the end of the user's speech is known
 exactly; with a microphone it is the server's ``input.speech.stopped`` (which comes after the
 end-of-turn silence, so the live ``fto`` reads low). The turn table of the saved log is exact.
+
+Faces layer: imports matplotlib and the colours and label helpers of
+:mod:`voicekit.analysis.plots` lazily; never the session itself (it receives its events).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ R = 24000
 
 def synth_bundle(path: Path, minutes: float, seed: int = 0) -> int:
     """Write a plausible bundle: a turn every ~10 s, 3-s replies; returns the line count."""
-    from voicekit.audio.wav import HEADER_BYTES, _riff_header
+    from voicekit.audio.wav import HEADER_BYTES, riff_header
 
     rng = random.Random(seed)
     path.mkdir(parents=True)
@@ -102,7 +102,7 @@ def synth_bundle(path: Path, minutes: float, seed: int = 0) -> int:
     n = int(end * R)
     for track in ("user", "agent"):
         with open(path / f"{track}.wav", "wb") as f:
-            f.write(_riff_header(R, 2 * n))
+            f.write(riff_header(R, 2 * n))
             blip = (8000 * np.ones(240)).astype("<i2").tobytes()
             for b in blips if track == "agent" else []:
                 f.seek(HEADER_BYTES + 2 * b)

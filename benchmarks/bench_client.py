@@ -36,7 +36,7 @@ LINES = [
 
 
 def user_track() -> np.ndarray:
-    from voicekit.local.speech import USER_STYLE, synthesize
+    from voicekit.speech import USER_STYLE, synthesize
 
     parts = [np.zeros(24000 * 2, np.int16)]
     for text in LINES:

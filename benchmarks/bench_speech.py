@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from voicekit.audio import resample
-from voicekit.local.speech import USER_STYLE, Recognizer, SileroVad, style_for_voice, synthesize
+from voicekit.speech import USER_STYLE, Recognizer, SileroVad, style_for_voice, synthesize
 
 SENTENCES = [
     "what is the weather in paris",

@@ -79,3 +79,169 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ]
     commands = [c for c in ci if not c.startswith(("set ", "cd "))]
     assert commands == ["make test"], commands
+
+
+def _loaded_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``statement``."""
+    import json
+    import os
+    import subprocess
+
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _family(modules: set[str], prefix: str) -> set[str]:
+    return {m for m in modules if m == prefix or m.startswith(prefix + ".")}
+
+
+def test_import_voicekit_loads_no_network_server_speech_or_plotting() -> None:
+    loaded = _loaded_after("import voicekit")
+    for heavy in ("websockets", "voicekit.local.server", "voicekit.speech", "pandas", "matplotlib"):
+        assert not _family(loaded, heavy), f"import voicekit loads {sorted(_family(loaded, heavy))}"
+
+
+def test_import_voicekit_protocol_loads_no_asyncio_or_websockets() -> None:
+    loaded = _loaded_after("import voicekit.protocol")
+    for heavy in ("asyncio", "websockets"):
+        assert not _family(loaded, heavy), (
+            f"voicekit.protocol loads {sorted(_family(loaded, heavy))}"
+        )
+
+
+def test_lazy_names_resolve_and_are_listed() -> None:
+    import importlib
+
+    # the submodule voicekit.sweep must not shadow the function vk.sweep
+    module = importlib.import_module("voicekit.sweep")
+    assert voicekit.sweep is module.sweep and callable(voicekit.sweep)
+    assert set(voicekit.__all__) <= set(dir(voicekit))
+    assert voicekit.ScriptedUser is importlib.import_module("voicekit.scripted").ScriptedUser
+    assert voicekit.voices is importlib.import_module("voicekit.protocol.voices")
+    scripted_alias = importlib.import_module("voicekit.testing.scripted")
+    assert scripted_alias.ScriptedUser is voicekit.ScriptedUser
+    assert importlib.import_module("voicekit.analysis").sweep is voicekit.sweep
+
+
+# -- layering: imports point down only (docs/architecture.md) ---------------------------------
+PACKAGE = ROOT / "voicekit"
+RUNTIME = ("session", "scripted", "sweep", "tools")
+# layer of a module -> the voicekit parts it must never import, even lazily
+FORBIDDEN = {
+    "protocol": (
+        "audio",
+        "logformat",
+        "speech",
+        "analysis",
+        "widgets",
+        "cli",
+        "local",
+        "testing",
+        *RUNTIME,
+    ),
+    "audio": (
+        "protocol",
+        "logformat",
+        "speech",
+        "analysis",
+        "widgets",
+        "cli",
+        "local",
+        "testing",
+        *RUNTIME,
+    ),
+    "speech": ("logformat", "analysis", "widgets", "cli", "local", "testing", *RUNTIME),
+    "logformat": ("protocol", "speech", "widgets", "cli", "local", "testing", *RUNTIME),
+    "analysis": ("widgets", "cli", "local", "testing", *RUNTIME),
+    "runtime": ("analysis", "widgets", "cli", "testing"),
+    "local": ("logformat", "analysis", "widgets", "cli", "testing", *RUNTIME),
+    "base": (
+        "protocol",
+        "audio",
+        "logformat",
+        "speech",
+        "analysis",
+        "widgets",
+        "cli",
+        "local",
+        "testing",
+        *RUNTIME,
+    ),
+}
+# upward imports allowed inside a function only: accessors of a lower layer
+LAZY_ACCESSORS = {("logformat", "analysis")}
+# backward-compatible aliases of names that moved up, resolved lazily: (file, module)
+LAZY_ALIASES = {("voicekit/analysis/__init__.py", "voicekit.sweep")}
+# within speech/, the one piece of the protocol it may use: the voice catalogue (pure data)
+SPEECH_MAY_USE = {"voicekit.protocol.voices"}
+THIRD_PARTY_FORBIDDEN = {"protocol": ("asyncio", "websockets", "numpy"), "speech": ("websockets",)}
+
+
+def _layer(parts: tuple[str, ...]) -> str | None:
+    top = parts[0].removesuffix(".py")
+    if top in ("errors", "_secrets", "_version"):
+        return "base"
+    if top in RUNTIME:
+        return "runtime"
+    if top in FORBIDDEN:
+        return top
+    return None
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """Every module ``path`` imports, with whether the import is at module level."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, top) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                found.append((child.module, top))
+                found.extend((f"{child.module}.{a.name}", top) for a in child.names)
+            inner = top and not isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
+            visit(child, inner)
+
+    visit(tree, True)
+    return found
+
+
+def test_imports_point_down_only() -> None:
+    wrong: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        layer = _layer(parts)
+        if layer is None:
+            continue
+        for name, top in _imports(path):
+            where = f"{path.relative_to(ROOT)} imports {name}"
+            root, _, rest = name.partition(".")
+            if root != "voicekit":
+                if root in THIRD_PARTY_FORBIDDEN.get(layer, ()) and top:
+                    wrong.append(where)
+                continue
+            target = rest.split(".")[0]
+            if not target:  # the package root re-exports the faces: import the module itself
+                wrong.append(where)
+                continue
+            if layer == "speech" and target == "protocol":
+                if not any(name.startswith(m) for m in SPEECH_MAY_USE):
+                    wrong.append(where)
+                continue
+            if target in FORBIDDEN[layer]:
+                if (layer, target) in LAZY_ACCESSORS and not top:
+                    continue
+                alias = (str(path.relative_to(ROOT)), f"voicekit.{target}")
+                if alias in LAZY_ALIASES and not top:
+                    continue
+                wrong.append(where + ("" if not top else " at module level"))
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)

@@ -1,27 +1,18 @@
 """voicekit: understand and tune voice agents from a Jupyter notebook.
 
-Public names are re-exported here; everything else is private. Heavy pieces
-(matplotlib, widgets, the speech engines) are imported lazily.
+Public names are re-exported here; everything else is private. ``import voicekit`` loads
+only the version, the errors and the sweep entry point: every other name is imported on
+first use through a module ``__getattr__`` (PEP 562), so importing the package loads no
+websockets, no asyncio server, no pandas or matplotlib and no speech engine. See
+``docs/architecture.md`` for the layers behind these names.
 """
 
 from __future__ import annotations
 
-from voicekit import local
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from voicekit._version import __version__
-from voicekit.analysis import (
-    echo_check,
-    load_logs,
-    plot_barge_ins,
-    plot_fto,
-    plot_latency,
-    plot_sweep,
-    plot_timeline,
-    report,
-    sweep,
-)
-from voicekit.audio.devices import list_devices
-from voicekit.audio.sinks import Sink
-from voicekit.audio.sources import Source
 from voicekit.errors import (
     AudioError,
     AuthError,
@@ -34,12 +25,32 @@ from voicekit.errors import (
     ToolError,
     VoiceKitError,
 )
-from voicekit.logformat import SessionLog, load_log
-from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
-from voicekit.session import Session
-from voicekit.testing.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
-from voicekit.tools import Tool, as_tool
-from voicekit.widgets import AgentPanel
+
+# bound eagerly: importing the submodule voicekit.sweep would otherwise shadow the function
+from voicekit.sweep import sweep
+
+if TYPE_CHECKING:
+    from voicekit import local
+    from voicekit.analysis import (
+        echo_check,
+        load_logs,
+        plot_barge_ins,
+        plot_fto,
+        plot_latency,
+        plot_sweep,
+        plot_timeline,
+        report,
+    )
+    from voicekit.audio.devices import list_devices
+    from voicekit.audio.sinks import Sink
+    from voicekit.audio.sources import Source
+    from voicekit.logformat import SessionLog, load_log
+    from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
+    from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
+    from voicekit.session import Session
+    from voicekit.tools import Tool, as_tool
+    from voicekit.widgets import AgentPanel
+    from voicekit.widgets.browser_audio import BrowserAudio
 
 __all__ = [
     "AgentPanel",
@@ -84,11 +95,49 @@ __all__ = [
     "voices",
 ]
 
+# public name -> (module, attribute in it; None: the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "AgentPanel": ("voicekit.widgets.panel", "AgentPanel"),
+    "AudioFormat": ("voicekit.protocol.config", "AudioFormat"),
+    "Backchannel": ("voicekit.scripted", "Backchannel"),
+    "BargeIn": ("voicekit.scripted", "BargeIn"),
+    "BrowserAudio": ("voicekit.widgets.browser_audio", "BrowserAudio"),
+    "Pause": ("voicekit.scripted", "Pause"),
+    "Say": ("voicekit.scripted", "Say"),
+    "ScriptedUser": ("voicekit.scripted", "ScriptedUser"),
+    "Session": ("voicekit.session", "Session"),
+    "SessionConfig": ("voicekit.protocol.config", "SessionConfig"),
+    "SessionLog": ("voicekit.logformat.reader", "SessionLog"),
+    "Sink": ("voicekit.audio.sinks", "Sink"),
+    "Source": ("voicekit.audio.sources", "Source"),
+    "Tool": ("voicekit.tools", "Tool"),
+    "TurnDetection": ("voicekit.protocol.config", "TurnDetection"),
+    "as_tool": ("voicekit.tools", "as_tool"),
+    "echo_check": ("voicekit.analysis.metrics", "echo_check"),
+    "list_devices": ("voicekit.audio.devices", "list_devices"),
+    "load_log": ("voicekit.logformat.reader", "load_log"),
+    "load_logs": ("voicekit.analysis.many", "load_logs"),
+    "local": ("voicekit.local", None),
+    "plot_barge_ins": ("voicekit.analysis.plots", "plot_barge_ins"),
+    "plot_fto": ("voicekit.analysis.plots", "plot_fto"),
+    "plot_latency": ("voicekit.analysis.plots", "plot_latency"),
+    "plot_sweep": ("voicekit.analysis.plots", "plot_sweep"),
+    "plot_timeline": ("voicekit.analysis.plots", "plot_timeline"),
+    "report": ("voicekit.analysis.report", "report"),
+    "voices": ("voicekit.protocol.voices", None),
+}
 
-def __getattr__(name: str) -> object:
-    # vk.BrowserAudio is an anywidget: imported on first use, not with voicekit
-    if name == "BrowserAudio":
-        from voicekit.widgets.browser_audio import BrowserAudio
 
-        return BrowserAudio
-    raise AttributeError(f"module 'voicekit' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'voicekit' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -73,7 +73,7 @@ Writes a log bundle and an HTML report next to it, and prints the summary.
 
 
 class _Transcript:
-    """Prints a session's conversation as it happens (called on the session's thread).
+    """Prints a session's conversation as it happens (called on the session's observer thread).
 
     On a terminal, user partials and the agent's words update one line in place; else only
     final lines are printed.
@@ -155,8 +155,8 @@ def _talk(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from voicekit.analysis import report
+    from voicekit.scripted import BargeIn, Say, ScriptedUser
     from voicekit.session import Session
-    from voicekit.testing.scripted import BargeIn, Say, ScriptedUser
 
     def get_weather(city: str) -> dict[str, Any]:
         """Current weather for a city."""

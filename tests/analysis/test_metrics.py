@@ -224,7 +224,7 @@ def test_tool_dead_air_is_split_into_its_parts(tmp_path) -> None:
 
 
 def test_vad_finds_turns_without_a_script(tmp_path) -> None:
-    from voicekit.local.speech import USER_STYLE, synthesize
+    from voicekit.speech import USER_STYLE, synthesize
 
     words = synthesize("what is the weather in paris", USER_STYLE).samples
     b = Bundle(tmp_path)
@@ -241,7 +241,7 @@ def test_vad_finds_turns_without_a_script(tmp_path) -> None:
 
 
 def test_echo_is_found_and_marks_barge_ins(tmp_path) -> None:
-    from voicekit.local.speech import style_for_voice, synthesize
+    from voicekit.speech import style_for_voice, synthesize
 
     text = "I am the agent and I am talking for a while now"
     agent = synthesize(text, style_for_voice("alba")).samples

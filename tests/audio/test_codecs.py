@@ -17,8 +17,6 @@ from voicekit.audio import (
     WavAppender,
     alaw_decode,
     alaw_encode,
-    b64decode_audio,
-    b64encode_pcm,
     check_pcm16,
     chunk,
     decode_from_wire,
@@ -104,10 +102,7 @@ def test_pcm_float_round_trip(x: np.ndarray) -> None:
     assert np.array_equal(float32_to_pcm16(pcm16_to_float32(x.tobytes())), x)
 
 
-def test_framing_and_base64() -> None:
-    assert b64decode_audio(b64encode_pcm(b"\x01\x02")) == b"\x01\x02"
-    with pytest.raises(ProtocolError, match="base64"):
-        b64decode_audio("not*base64")
+def test_framing() -> None:
     with pytest.raises(ProtocolError, match="even number"):
         check_pcm16(b"abc")
     assert check_pcm16(b"abc", strict=False) == b"ab"

@@ -36,7 +36,7 @@ GREETING = (
 def capture_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from voicekit.audio.resample import resample
     from voicekit.audio.wav import write_wav
-    from voicekit.local.speech import USER_STYLE, synthesize
+    from voicekit.speech import USER_STYLE, synthesize
 
     speech = synthesize("what is the weather in paris", USER_STYLE).samples
     track = np.concatenate([np.zeros(48000, np.int16), speech, np.zeros(24000 * 12, np.int16)])

@@ -1,7 +1,7 @@
 """Start/stop cycles leave nothing behind (issue 10): threads, tasks, sockets, fds, memory.
 
-Design rule (design.md, threading model): ``stop()`` leaves no thread, task, socket or file
-descriptor behind. The tests run fewer cycles than ``benchmarks/bench_leaks.py`` (200
+Design rule (docs/architecture.md, threading model): ``stop()`` leaves no thread, task,
+socket or file descriptor behind. The tests run fewer cycles than ``benchmarks/bench_leaks.py`` (200
 sessions, 50 panels) to stay bounded, so counts must return to the baseline exactly and the
 RSS trend (a least-squares slope over samples taken every few cycles), scaled to the
 benchmark's cycle count, must stay under 20 MB. The stand-in agent runs in this process (the

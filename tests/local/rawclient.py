@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from voicekit.local.speech import USER_STYLE, synthesize
+from voicekit.speech import USER_STYLE, synthesize
 
 
 def speech(text: str) -> np.ndarray:

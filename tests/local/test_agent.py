@@ -228,11 +228,11 @@ def test_pluggable_brain() -> None:
 def test_four_concurrent_sessions_recognise_the_20_sentences(agent) -> None:
     from pathlib import Path
 
-    from voicekit.local.speech.asr import word_errors
+    from voicekit.speech.asr import word_errors
 
     rows = [
         line.split("|")[1]
-        for line in (Path(__file__).parents[2] / "voicekit/local/speech/data/eval.txt")
+        for line in (Path(__file__).parents[2] / "voicekit/speech/data/eval.txt")
         .read_text()
         .splitlines()
         if line and not line.startswith("#")
@@ -262,7 +262,7 @@ def test_a_cold_agent_keeps_audio_sent_right_after_session_ready() -> None:
     """session.ready does not wait for the speech pipeline of a new agent's first session;
     audio that arrives before the pipeline is built is held, not lost."""
     import voicekit as vk
-    from voicekit.local.speech.asr import word_errors
+    from voicekit.speech.asr import word_errors
 
     sentence = "what is the weather in paris"
     with vk.local.serve(profile="fast") as server:  # new recognition processes: cold

@@ -99,7 +99,7 @@ def pulse(out: Path) -> dict[str, Any]:
     monitor ``parecord`` records.
     """
     from voicekit.audio.wav import write_wav
-    from voicekit.local.speech import USER_STYLE, synthesize
+    from voicekit.speech import USER_STYLE, synthesize
 
     def line(name: str, text: str) -> Path:
         path = out / f"{name}.wav"

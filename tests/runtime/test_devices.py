@@ -1,4 +1,4 @@
-"""The sound-device path for real, without a sound card (shared/notes/platform-facts.md).
+"""The sound-device path for real, without a sound card (set up by ``make test``; see the README).
 
 - ALSA ``file`` devices through PortAudio give exact content but no clock: the microphone
   reads a raw file, the speaker writes one, and both are compared sample for sample.
@@ -242,7 +242,7 @@ def test_talk_command_through_pulseaudio(pulse: dict[str, str], tmp_path: Path, 
     import threading
 
     from voicekit.audio.wav import write_wav
-    from voicekit.local.speech import USER_STYLE, synthesize
+    from voicekit.speech import USER_STYLE, synthesize
 
     question = tmp_path / "question.wav"
     write_wav(question, synthesize("what is the weather in paris", USER_STYLE).samples, 24000)

@@ -12,7 +12,7 @@ import pytest
 
 import voicekit as vk
 from voicekit.audio import read_wav
-from voicekit.local.speech import USER_STYLE, synthesize
+from voicekit.speech import USER_STYLE, synthesize
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Recognition in child processes (voicekit.local.speech.asr_pool) and the agent's use of it."""
+"""Recognition in child processes (voicekit.speech.asr_pool) and the agent's use of it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import voicekit as vk
 from voicekit.audio import resample
 from voicekit.errors import AudioError, ConfigError
-from voicekit.local.speech import USER_STYLE, Recognizer, synthesize
-from voicekit.local.speech.asr_pool import AsrPool
+from voicekit.speech import USER_STYLE, Recognizer, synthesize
+from voicekit.speech.asr_pool import AsrPool
 
 
 def _speech16(text: str) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_keyterms_reach_the_child_and_sessions_spread_over_children(pool) -> Non
 def test_the_decoders_live_in_other_processes() -> None:
     """The parent never imports pocketsphinx (whose decoding holds the interpreter lock)."""
     code = (
-        "import sys, json; from voicekit.local.speech.asr_pool import AsrPool\n"
+        "import sys, json; from voicekit.speech.asr_pool import AsrPool\n"
         "p = AsrPool(1); r = p.recognizer(); r.start(); r.feed(bytes(3200)); r.finish()\n"
         "pid = p.processes[0].pid; p.close()\n"
         "print(json.dumps(['pocketsphinx' in sys.modules, pid]))"

@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 
 from voicekit.audio import resample
-from voicekit.local.speech import (
+from voicekit.local.turns import TurnDetector, is_backchannel
+from voicekit.protocol import voice_ids
+from voicekit.speech import (
     USER_STYLE,
     Recognizer,
     SileroVad,
-    TurnDetector,
     build_arpa,
-    is_backchannel,
     style_for_voice,
     synthesize,
 )
-from voicekit.local.speech.asr import corpus_sentences, word_errors
-from voicekit.protocol import voice_ids
+from voicekit.speech.asr import corpus_sentences, word_errors
 
-EVAL = Path(__file__).parents[2] / "voicekit" / "local" / "speech" / "data" / "eval.txt"
+EVAL = Path(__file__).parents[2] / "voicekit" / "speech" / "data" / "eval.txt"
 
 
 def test_synthesis_duration_and_word_timings() -> None:

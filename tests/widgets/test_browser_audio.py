@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import voicekit as vk
-from voicekit.local.speech import USER_STYLE, synthesize
+from voicekit.speech import USER_STYLE, synthesize
 
 pytestmark = pytest.mark.slow
 CHUNK = 1200

@@ -1,10 +1,14 @@
-"""Analysis: turn tables, barge-ins, summaries, plots, sweeps and reports of log bundles.
+"""Analysis: turn tables, barge-ins, summaries, plots and reports of log bundles.
 
-Analysis layer: reads log bundles (:mod:`voicekit.logformat`); pandas and matplotlib are
-imported when first needed.
+Analysis layer: pure functions over logs (:mod:`voicekit.logformat`) returning DataFrames,
+numbers and figures; pandas and matplotlib are imported when first needed. It may use the
+speech engines (VAD for logs without scripted-user ground truth) and the audio helpers; it
+never imports the session, the stand-in agent or widgets, and never starts a session.
 """
 
-from voicekit.analysis.many import find_logs, load_logs, sweep
+from typing import Any
+
+from voicekit.analysis.many import find_logs, load_logs
 from voicekit.analysis.metrics import (
     CONFIG_COLUMNS,
     TURN_COLUMNS,
@@ -39,7 +43,15 @@ __all__ = [
     "plot_timeline",
     "report",
     "summarize",
-    "sweep",
     "turn_table",
     "user_segments",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # voicekit.analysis.sweep: moved to the runtime (voicekit.sweep), kept as an alias
+    if name == "sweep":
+        from voicekit.sweep import sweep
+
+        return sweep
+    raise AttributeError(f"module 'voicekit.analysis' has no attribute {name!r}")

@@ -1,26 +1,26 @@
-"""Many log bundles at once: one turn table, a sweep over configs.
+"""Many log bundles at once: one turn table of many sessions.
 
-Analysis layer (``sweep`` also runs sessions against the stand-in agent: it is the one
-function here that touches the runtime).
+Analysis layer: reads bundles with :mod:`voicekit.logformat` (pandas and tqdm imported when
+first needed); never starts a session. Running a sweep of sessions is the runtime's
+:mod:`voicekit.sweep`; its table is plotted here by :func:`voicekit.plot_sweep`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import glob as globmod
-import itertools
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicekit.errors import ConfigError, LogFormatError
+from voicekit.errors import LogFormatError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["find_logs", "load_logs", "sweep"]
+__all__ = ["find_logs", "load_logs"]
 
 PARALLEL_FROM = 16  # logs: below this, one process is faster than starting a pool
 
@@ -140,103 +140,3 @@ def _progress(total: int, enabled: bool, unit: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, unit=unit, leave=False)
-
-
-def sweep(
-    user: Any,
-    grid: Mapping[str, Sequence[Any]],
-    repeats: int = 3,
-    parallel: int = 2,
-    log_dir: str | os.PathLike[str] = "voicekit-logs/sweep",
-    progress: bool = True,
-    timeout: float = 180.0,
-    **session_kwargs: Any,
-) -> pd.DataFrame:
-    """Run the same scripted conversation under every config of ``grid``; one turn table.
-
-    Parameters
-    ----------
-    user : vk.ScriptedUser
-        The conversation; each run gets a fresh copy (same steps, seed and gaps).
-    grid : dict
-        Turn-detection fields (``vad_threshold``, ``min_silence``, ``max_silence``,
-        ``interrupt_response``) or ``voice``, each with the values to try; every
-        combination is run.
-    repeats : int
-        Runs per combination.
-    parallel : int
-        Sessions at once against the embedded stand-in agent.
-    log_dir : str or path
-        Where the runs' log bundles go (kept).
-    session_kwargs
-        Passed on to :class:`voicekit.Session` (``greeting``, ``tools``, ``url``, ...).
-
-    Returns
-    -------
-    DataFrame
-        The turn tables of all runs, with ``run`` and ``repeat`` columns and the grid's
-        values as columns.
-    """
-    import pandas as pd
-
-    from voicekit.protocol import TurnDetection
-    from voicekit.testing.scripted import ScriptedUser
-
-    if not isinstance(user, ScriptedUser):
-        raise ConfigError(
-            f"user must be a vk.ScriptedUser, not {type(user).__name__}", field="user"
-        )
-    known = {"vad_threshold", "min_silence", "max_silence", "interrupt_response", "voice"}
-    for key, values in grid.items():
-        if key not in known:
-            raise ConfigError(
-                f"grid key {key!r} is not a sweepable setting; use one of {sorted(known)}",
-                field="grid",
-            )
-        if isinstance(values, (str, bytes)) or not list(values):
-            raise ConfigError(f"grid[{key!r}] must be a non-empty list of values", field="grid")
-    if repeats < 1 or parallel < 1:
-        raise ConfigError("repeats and parallel must be at least 1", field="repeats")
-    keys = list(grid)
-    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
-    for combo in combos:  # validate every config before running anything
-        TurnDetection(**{k: v for k, v in combo.items() if k != "voice"})
-    jobs = [(i, combo, r) for i, combo in enumerate(combos) for r in range(repeats)]
-    bar = _progress(len(jobs), progress, "runs")
-
-    def run(job: tuple[int, dict[str, Any], int]) -> Any:
-        import voicekit as vk
-
-        index, combo, rep = job
-        td = {k: v for k, v in combo.items() if k != "voice"}
-        kwargs = dict(session_kwargs)
-        if "voice" in combo:
-            kwargs["voice"] = combo["voice"]
-        s = vk.Session(
-            audio_in=user.copy(),
-            audio_out="null",
-            turn_detection=TurnDetection(**td),
-            log_dir=log_dir,
-            **kwargs,
-        )
-        s.start()
-        try:
-            s.wait(timeout)
-        finally:
-            log = s.stop()
-        df = log.turns.copy()
-        df.insert(0, "run", index)
-        df.insert(1, "repeat", rep)
-        df.insert(2, "log", str(log.path))
-        for k, v in combo.items():
-            df[k] = v
-        bar.update(1)
-        return df
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-            frames = list(pool.map(run, jobs))
-    finally:
-        bar.close()
-    table: pd.DataFrame = pd.concat(frames, ignore_index=True)
-    return table

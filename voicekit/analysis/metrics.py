@@ -1,7 +1,7 @@
 """Turn table, barge-in table and summary of one log bundle, on the session clock.
 
 Analysis layer: reads a :class:`voicekit.SessionLog`; never touches a socket. The metric
-names and definitions are those of shared/design.md ("One clock"); the choices the
+names and definitions are those of docs/architecture.md ("One clock"); the choices the
 definitions leave open are written here:
 
 - **User speech** comes from the scripted user's ``user.utterance`` lines when there are
@@ -40,6 +40,7 @@ __all__ = [
     "AUDIBLE",
     "CONFIG_COLUMNS",
     "TURN_COLUMNS",
+    "agent_replies",
     "barge_in_table",
     "echo_check",
     "summarize",
@@ -161,8 +162,8 @@ def user_segments(log: SessionLog) -> list[dict[str, Any]]:
 
 def _vad_segments(log: SessionLog) -> list[dict[str, Any]]:
     from voicekit.audio.resample import resample
-    from voicekit.local.speech.vad import FRAME, SileroVad
-    from voicekit.local.speech.vad import RATE as VAD_RATE
+    from voicekit.speech.vad import FRAME, SileroVad
+    from voicekit.speech.vad import RATE as VAD_RATE
 
     audio, rate = log.audio("user")
     if len(audio) < FRAME:
@@ -256,6 +257,25 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
         if not math.isnan(r["started"]):
             out.append(r)
     return sorted(out, key=lambda r: r["started"])
+
+
+def agent_replies(log: SessionLog) -> list[dict[str, Any]]:
+    """One dict per reply of a session, in start order (what the timeline draws).
+
+    Parameters
+    ----------
+    log : SessionLog
+        A session's log.
+
+    Returns
+    -------
+    list of dict
+        ``reply_id``, ``started`` / ``first_audio`` (receive times, s), ``offset`` / ``end``
+        (playback span, samples), ``received`` / ``played`` / ``dropped`` (samples),
+        ``a_on`` / ``a_off`` (audible span in ``agent.wav``, s; NaN if silent),
+        ``lead_silence``, ``status``, ``reason``, ``stop_t`` and ``text``.
+    """
+    return _replies(log, _AgentTrack(log))
 
 
 # -- the turn table -------------------------------------------------------------------------

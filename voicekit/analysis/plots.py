@@ -2,6 +2,10 @@
 
 Every function takes ``ax=None`` (a new Figure is made and returned) or an Axes to draw on
 (its Figure is returned). User is always blue, agent always orange.
+
+Analysis layer: matplotlib (imported when a plot is made), the tables of
+:mod:`voicekit.analysis.metrics` and :mod:`voicekit.logformat`; never the session or
+widgets. :func:`patch_text` and :func:`draw_texts` are shared with the panel's live timeline.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ if TYPE_CHECKING:
 
     from voicekit.logformat import SessionLog
 
-__all__ = ["plot_barge_ins", "plot_fto", "plot_latency", "plot_sweep", "plot_timeline"]
+__all__ = [
+    "draw_texts",
+    "patch_text",
+    "plot_barge_ins",
+    "plot_fto",
+    "plot_latency",
+    "plot_sweep",
+    "plot_timeline",
+]
 
 USER, AGENT, TOOL, EPOCH = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 HUMAN_BAND = (0.0, 0.2)  # modal gap between turns in human conversation (Stivers 2009)
@@ -73,7 +85,7 @@ def plot_timeline(
     waveforms : bool
         Draw the audio envelopes in the lanes (read by memory map, decimated).
     """
-    from voicekit.analysis.metrics import _AgentTrack, _replies, user_segments
+    from voicekit.analysis.metrics import agent_replies, user_segments
     from voicekit.logformat.reader import as_log
 
     log = as_log(log)
@@ -94,7 +106,7 @@ def plot_timeline(
             alpha=0.35,
             label="user speech",
         )
-    replies = [r for r in _replies(log, _AgentTrack(log)) if not math.isnan(r["a_on"])]
+    replies = [r for r in agent_replies(log) if not math.isnan(r["a_on"])]
     for r in replies:
         if r["a_off"] < t0 or r["a_on"] > t1:
             continue
@@ -148,17 +160,17 @@ def plot_timeline(
             ax.text(
                 e["t"],
                 1.62,
-                _label(_patch_text(e.get("patch") or {}), 40),
+                _label(patch_text(e.get("patch") or {}), 40),
                 fontsize=8,
                 color=EPOCH,
                 ha="left",
                 va="bottom",
             )
     # transcripts: one label per segment, staggered so neighbours do not overlap
-    _texts(
+    draw_texts(
         ax, [(s["start"], s["text"]) for s in segments if s["text"]], lanes["user"] + 0.05, t1 - t0
     )
-    _texts(
+    draw_texts(
         ax,
         [(r["a_on"], r["text"]) for r in replies if r["text"] and t0 <= r["a_on"] <= t1],
         lanes["agent"] + 0.05,
@@ -182,7 +194,8 @@ def plot_timeline(
     return fig
 
 
-def _patch_text(patch: dict[str, Any]) -> str:
+def patch_text(patch: dict[str, Any]) -> str:
+    """A config patch as one line, ``key=value, ...`` (nested sections flattened)."""
     flat: list[str] = []
 
     def walk(d: dict[str, Any], prefix: str = "") -> None:
@@ -196,10 +209,24 @@ def _patch_text(patch: dict[str, Any]) -> str:
     return ", ".join(flat)
 
 
-def _texts(
+def draw_texts(
     ax: Axes, items: list[tuple[float, str]], y: float, span: float, color: str = "black"
 ) -> None:
-    """Transcript labels, each shortened to the room before the next one (no overlaps)."""
+    """Draw transcript labels at height ``y``, each shortened to the room before the next.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    items : list of (float, str)
+        ``(time in s, text)`` pairs, in any order.
+    y : float
+        The lane's height; labels sit just above it.
+    span : float
+        Seconds the axes show (sets how many characters fit a second).
+    color : str
+        Text colour.
+    """
     items = sorted(items)
     chars_per_s = 150 / span if span > 0 else 10.0
     for i, (t, text) in enumerate(items):

@@ -1,4 +1,8 @@
-"""A self-contained HTML report of one log or many: summary, plots, transcript."""
+"""A self-contained HTML report of one log or many: summary, plots, transcript.
+
+Analysis layer: built from the other analysis modules and :mod:`voicekit.logformat`; never
+imports the session, the stand-in agent or widgets.
+"""
 
 from __future__ import annotations
 

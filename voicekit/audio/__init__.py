@@ -12,8 +12,6 @@ from voicekit.audio.level import FLOOR_DBFS, LevelMeter, level_dbfs
 from voicekit.audio.pcm import (
     CHUNK_MS,
     SAMPLE_RATE,
-    b64decode_audio,
-    b64encode_pcm,
     check_pcm16,
     chunk,
     decode_from_wire,
@@ -34,8 +32,6 @@ __all__ = [
     "WavAppender",
     "alaw_decode",
     "alaw_encode",
-    "b64decode_audio",
-    "b64encode_pcm",
     "check_pcm16",
     "chunk",
     "decode_from_wire",

@@ -1,8 +1,9 @@
-"""PCM16 basics: conversions, base64 framing, chunking, wire encodings.
+"""PCM16 basics: conversions, chunking, wire encodings.
 
-Audio layer: numpy only (the G.711 codecs and soxr resampling are imported from siblings;
-the base64 codec is the protocol's, :mod:`voicekit.protocol.events`, re-exported here as
-``b64encode_pcm`` / ``b64decode_audio``).
+Audio layer: numpy only (the G.711 codecs and soxr resampling are imported from siblings).
+The base64 text the wire carries is the protocol's business (``encode_audio`` /
+``decode_audio`` and ``ReplyAudio.audio_bytes()`` in :mod:`voicekit.protocol.events`): audio
+and protocol are the bottom row of the layers and neither imports the other.
 Inside voicekit audio is always 24 kHz int16 mono; the wire may carry PCM16 at 24 kHz or
 G.711 μ-law / A-law at 8 kHz (protocol reference §10).
 """
@@ -15,14 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from voicekit.errors import ConfigError, ProtocolError
-from voicekit.protocol.events import decode_audio as b64decode_audio
-from voicekit.protocol.events import encode_audio as b64encode_pcm
 
 __all__ = [
     "CHUNK_MS",
     "SAMPLE_RATE",
-    "b64decode_audio",
-    "b64encode_pcm",
     "check_pcm16",
     "chunk",
     "decode_from_wire",

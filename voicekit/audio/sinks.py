@@ -2,7 +2,7 @@
 
 Runtime layer. A sink receives the agent's 24 kHz int16 audio reply by reply and reports
 what it has *played*, with the session time of each played block: agent audio is timed
-when it is played, not when it arrived (design.md, "One clock"). The session writes the
+when it is played, not when it arrived (docs/architecture.md, "One clock"). The session writes the
 played blocks into ``agent.wav`` at their play time and derives ``playback.start`` /
 ``playback.stop`` from them.
 

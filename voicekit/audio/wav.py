@@ -22,12 +22,20 @@ from numpy.typing import ArrayLike, NDArray
 
 from voicekit.errors import AudioError
 
-__all__ = ["WavAppender", "read_wav", "repair_wav_header", "write_wav"]
+__all__ = [
+    "HEADER_BYTES",
+    "WavAppender",
+    "read_wav",
+    "repair_wav_header",
+    "riff_header",
+    "write_wav",
+]
 
 HEADER_BYTES = 44
 
 
-def _riff_header(rate: int, data_bytes: int, channels: int = 1, width: int = 2) -> bytes:
+def riff_header(rate: int, data_bytes: int, channels: int = 1, width: int = 2) -> bytes:
+    """The 44-byte RIFF/WAVE header of a PCM file with ``data_bytes`` of samples."""
     return b"".join(
         [
             b"RIFF",
@@ -161,7 +169,7 @@ class WavAppender:
         self.path = Path(path)
         self.rate = rate
         self._f: BinaryIO | None = self.path.open("w+b")
-        self._f.write(_riff_header(rate, 0))
+        self._f.write(riff_header(rate, 0))
         self.samples = 0  # samples in the file (its end)
         self._pos = 0  # the file position, in samples (seeking flushes the write buffer)
 
@@ -203,7 +211,7 @@ class WavAppender:
             return
         end = f.tell()
         f.seek(0)
-        f.write(_riff_header(self.rate, 2 * self.samples))
+        f.write(riff_header(self.rate, 2 * self.samples))
         f.seek(end)
         f.flush()
 

@@ -4,7 +4,7 @@
 ``.url`` and ``.stop()``); ``python -m voicekit serve --port 8765`` starts one from the
 shell. It uses real voice activity detection (Silero), speech recognition (pocketsphinx)
 and speech synthesis (espeak-ng), all installed with voicekit, and behaves on the wire like
-the hosted service (shared/protocol/voice-agent-api.md §14).
+the hosted service (the Voice Agent protocol reference, §14).
 
 Layer: built on ``voicekit.protocol`` and ``voicekit.audio`` codecs only.
 """

@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from voicekit._aio import TaskSet
 from voicekit.local.brain import ToolRequest, default_brain
-from voicekit.local.speech.turns import BACKCHANNELS
+from voicekit.local.turns import BACKCHANNELS
 from voicekit.protocol.config import (
     DEFAULT_MAX_SILENCE_MS,
     DEFAULT_MIN_SILENCE_MS,
@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from voicekit.local.server import AgentServer
-    from voicekit.local.speech import Recognizer
-    from voicekit.local.speech.asr_pool import AsrPool, RemoteRecognizer
+    from voicekit.speech import Recognizer
+    from voicekit.speech.asr_pool import AsrPool, RemoteRecognizer
 
 __all__ = ["AgentSession"]
 
@@ -635,7 +635,7 @@ def _synthesize(
     start of that audio in ms, and its duration (worker thread: a long reply takes ms to
     encode, which the loop spends pacing other sessions' audio)."""
     from voicekit.audio import encode_for_wire
-    from voicekit.local.speech import style_for_voice, synthesize
+    from voicekit.speech import style_for_voice, synthesize
 
     result = synthesize(text, style_for_voice(voice or "alba"))
     lead = int(lead_s * SAMPLE_RATE)
@@ -665,7 +665,7 @@ class _LazyRecognizer:
     def _get(self) -> Recognizer | RemoteRecognizer:
         rec = self._rec
         if rec is None:
-            from voicekit.local.speech import Recognizer
+            from voicekit.speech import Recognizer
 
             pool, keyterms = self._pool, self._keyterms
             rec = pool.recognizer(keyterms) if pool is not None else Recognizer(keyterms)
@@ -719,7 +719,7 @@ class _Pipeline:
 
     def __init__(self, session: AgentSession, on_partial: Callable[[str, str], None]) -> None:
         from voicekit.audio import Resampler
-        from voicekit.local.speech import TurnDetector
+        from voicekit.local.turns import TurnDetector
 
         self.session = session
         self.on_partial = on_partial  # (item_id, text): a new partial transcript (loop thread)
@@ -763,7 +763,7 @@ class _Pipeline:
 
     def push(self, pcm24: NDArray[np.int16]) -> list[tuple[str, Any]]:
         """Feed 24 kHz user audio; returns pipeline events (loop thread)."""
-        from voicekit.local.speech.vad import FRAME
+        from voicekit.speech.vad import FRAME
 
         out: list[tuple[str, Any]] = []
         pcm16 = np.asarray(self.resampler.process(pcm24), np.int16)

@@ -1,13 +1,13 @@
 """The stand-in agent's WebSocket server: auth, tokens, sessions, resume, threads.
 
 ``voicekit.local`` layer: built on :mod:`voicekit.protocol` (the sans-I/O
-``ServerProtocol``), :mod:`voicekit.audio` codecs and :mod:`voicekit.local.speech`; never
+``ServerProtocol``), :mod:`voicekit.audio` codecs and :mod:`voicekit.speech`; never
 imports the session, analysis or widgets.
 
 One asyncio loop in one daemon thread serves every connection (``serve()`` starts it, so a
 notebook can use it). Per connection, :class:`voicekit.local.agent.AgentSession` drives the
 protocol and the speech pipeline; CPU-heavy speech work runs in worker threads, and speech
-recognition in child processes (:mod:`voicekit.local.speech.asr_pool`: pocketsphinx holds the
+recognition in child processes (:mod:`voicekit.speech.asr_pool`: pocketsphinx holds the
 interpreter lock while it decodes), so one session's recogniser never stalls another
 session's audio pacing.
 
@@ -40,9 +40,9 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from voicekit._aio import cancel_other_tasks
+from voicekit._secrets import MaskedLogger
 from voicekit.errors import ConfigError, VoiceKitError
-from voicekit.local.speech.asr_pool import AsrPool
-from voicekit.logformat.writer import MaskedLogger
+from voicekit.speech.asr_pool import AsrPool
 
 __all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
 
@@ -134,6 +134,10 @@ class _Tokens:
         self._expiry[token] = now + expires_in
         return token
 
+    def outstanding(self, token: str) -> bool:
+        """Whether ``token`` was minted and not yet redeemed (expiry is checked on redeem)."""
+        return token in self._expiry
+
     def redeem(self, token: str) -> bool:
         expiry = self._expiry.pop(token, None)
         return expiry is not None and expiry > time.monotonic()
@@ -211,7 +215,7 @@ class AgentServer:
             return True
         return credential is not None and (
             hmac.compare_digest(credential.encode(), key.encode())
-            or credential in self.tokens._expiry
+            or self.tokens.outstanding(credential)
             or any(s.resume_token == credential for s in self.sessions.values())
         )
 
@@ -284,7 +288,7 @@ class VadPool:
 
     def take(self) -> Any:
         """A VAD with a fresh stream state."""
-        from voicekit.local.speech import SileroVad
+        from voicekit.speech import SileroVad
 
         with self._lock:
             if self._free:
@@ -303,7 +307,7 @@ def _warm_speech(vads: VadPool) -> None:
     """Load the speech engines before the agent listens (~0.4 s the first time in a process,
     ~0.2 s after), so its first session's pipeline and greeting take no longer than any
     other's; the recognition processes warm themselves meanwhile."""
-    from voicekit.local.speech import style_for_voice, synthesize
+    from voicekit.speech import style_for_voice, synthesize
 
     vads.give(vads.take())
     synthesize("hello", style_for_voice("alba"))

@@ -1,7 +1,8 @@
 """Writing a ``voicekit-log/1`` bundle while a session runs.
 
-Format layer: imports the standard library, numpy, ``voicekit.audio.wav`` and
-``voicekit.errors`` only.
+Format layer: imports the standard library, numpy, ``voicekit.audio.wav``,
+``voicekit._secrets`` and ``voicekit.errors`` only; never the session, protocol, analysis
+or widgets.
 
 A bundle is a directory ``<YYYYmmdd-HHMMSS>-<session id>`` holding ``meta.json``,
 ``events.jsonl`` (one JSON object a line, flushed as written) and the two audio tracks
@@ -9,9 +10,9 @@ A bundle is a directory ``<YYYYmmdd-HHMMSS>-<session id>`` holding ``meta.json``
 ``session.ready``: the directory starts as ``<stamp>-pending-<random>`` and is renamed when
 :meth:`LogWriter.set_session_id` is called (files stay open across the rename on POSIX).
 
-Secrets never reach a bundle: everything written passes :func:`scrub`, which drops
-credential fields and ``token=`` query parameters (defence in depth: the session already
-leaves them out).
+Secrets never reach a bundle: everything written passes :func:`voicekit._secrets.scrub`,
+which drops credential fields and masks ``token=`` query parameters (defence in depth: the
+session already leaves them out).
 
 Threading: one writer is used from one thread (the session's loop).
 """
@@ -20,85 +21,25 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import ArrayLike
 
+from voicekit._secrets import scrub
 from voicekit._version import __version__
 from voicekit.audio.wav import WavAppender
 from voicekit.errors import LogFormatError
 
-__all__ = ["FORMAT", "LogWriter", "MaskedLogger", "mask", "scrub"]
+# scrub stays public (voicekit.logformat.scrub); the masking helpers live in voicekit._secrets
+__all__ = ["FORMAT", "LogWriter", "scrub"]
 
 FORMAT = "voicekit-log/1"
-SECRET_KEYS = {
-    "api_key",
-    "apikey",
-    "token",
-    "resume_token",
-    "authorization",
-    "password",
-    "secret",
-    "access_token",
-    "key",
-}
-_TOKEN_RE = re.compile(r"([?&](?:token|api_key|key)=)[^&#\s\"']+", re.IGNORECASE)
-_BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
-_HEADER_RE = re.compile(r"((?:Authorization|X-Api-Key):\s*)\S.*", re.IGNORECASE)
 HEADER_FLUSH_S = 1.0
-
-
-def scrub(value: Any) -> Any:
-    """A copy of ``value`` with credential fields removed and tokens in text masked."""
-    if isinstance(value, dict):
-        return {
-            k: scrub(v)
-            for k, v in value.items()
-            if not (isinstance(k, str) and k.lower() in SECRET_KEYS)
-        }
-    if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
-    if isinstance(value, str) and ("=" in value or "earer" in value):
-        return _BEARER_RE.sub(r"\1***", _TOKEN_RE.sub(r"\1***", value))
-    return value
-
-
-class MaskedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger (websockets' ``logger=``) that masks credentials in every record.
-
-    At DEBUG websockets logs the request line (``?token=``) and every header
-    (``Authorization``) of the handshake, on the client and on the server; someone debugging
-    a connection turns that on in a notebook. ``secrets()`` names the credentials to mask
-    besides any ``Authorization`` header value, ``?token=`` and ``Bearer`` token.
-    """
-
-    def __init__(self, name: str, secrets: Callable[[], list[str]]) -> None:
-        super().__init__(logging.getLogger(name), {})
-        self._secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = " ".join(map(str, (msg, *args)))
-        text = _HEADER_RE.sub(r"\1***", mask(text, self._secrets()))
-        self.logger.log(level, "%s", scrub(text), **kwargs)
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every one of ``secrets`` replaced by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _safe_name(session_id: str) -> str:

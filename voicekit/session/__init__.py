@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voicekit._aio import TaskSet, cancel_other_tasks
+from voicekit._secrets import shown
 from voicekit.audio.level import LevelMeter
 from voicekit.audio.sinks import Sink, make_sink
 from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source, make_source
@@ -113,10 +114,6 @@ def resolve_backend(
     if backend == "auto":
         return ("assemblyai" if key else "local"), key
     return backend, key
-
-
-def _masked(secret: str | None) -> str:
-    return "none" if not secret else "set (hidden)"
 
 
 class Session:
@@ -268,7 +265,7 @@ class Session:
     def __repr__(self) -> str:
         return (
             f"<voicekit.Session backend={self.backend!r} status={self.status!r} "
-            f"session_id={self.session_id!r} api_key={_masked(self._api_key)}>"
+            f"session_id={self.session_id!r} api_key={shown(self._api_key)}>"
         )
 
     def __enter__(self) -> Session:
@@ -505,7 +502,7 @@ class Session:
     def _dispatch(self, event: Event) -> None:
         match event:
             case ReplyAudio(reply_id=reply_id):
-                samples = self._decode_agent_audio(event.data)
+                samples = self._decode_agent_audio(event)
                 fields: dict[str, Any] = {"reply_id": reply_id, "samples": len(samples)}
                 if event.timestamp is not None:
                     fields["timestamp"] = event.timestamp
@@ -537,10 +534,10 @@ class Session:
             case ToolCall(call_id=call_id, name=name, arguments=arguments):
                 self._tools.call(call_id, name, dict(arguments or {}))
 
-    def _decode_agent_audio(self, data: str) -> NDArray[np.int16]:
-        from voicekit.audio import b64decode_audio, decode_from_wire
+    def _decode_agent_audio(self, event: ReplyAudio) -> NDArray[np.int16]:
+        from voicekit.audio import decode_from_wire
 
-        raw = b64decode_audio(data)
+        raw = event.audio_bytes()
         encoding = self.config.output_format.encoding
         if encoding == "audio/pcm" and len(raw) % 2:  # played without its last byte
             self._bus.local(

@@ -36,9 +36,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
+from voicekit._secrets import MaskedLogger, mask
 from voicekit.errors import AuthError, ConfigError, ConnectionClosed, ServerError
 from voicekit.errors import ConnectionError as VKConnectionError
-from voicekit.logformat.writer import MaskedLogger, mask
 from voicekit.protocol import (
     AfterClose,
     ClientProtocol,

@@ -1,4 +1,4 @@
-"""voicekit.widgets: notebook faces over the session (see shared/design.md).
+"""voicekit.widgets: notebook faces over the session (see docs/architecture.md).
 
 ``AgentPanel`` imports ipywidgets only when constructed; ``BrowserAudio`` (an anywidget)
 is imported on first use.

@@ -1,6 +1,6 @@
-"""Running widget code on the kernel's event loop (design.md, threading model).
+"""Running widget code on the kernel's event loop (docs/architecture.md, threading model).
 
-Session observers run on the session's thread; widget traits may only be set on the
+Session observers run on the session's observer thread; widget traits may only be set on the
 kernel's loop. :class:`KernelLoop` captures that loop when a widget is created and offers
 three things: a thread-safe hand-over (:meth:`call_soon`), a periodic tick (:meth:`every`)
 and a debounce (:meth:`later`). Outside a kernel (plain Python, a test) there is no running

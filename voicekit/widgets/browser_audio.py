@@ -12,7 +12,7 @@ The page captures with ``getUserMedia`` (echo cancellation on by default), resam
 first sample's index on the page's capture clock. Agent audio goes the other way and plays
 from an AudioWorklet queue; the page reports how much of each reply it has played, and the
 sink turns those reports into :class:`~voicekit.audio.sinks.Played` blocks, so agent audio
-is timed when heard (design.md, "One clock"). The connection to the agent stays in the
+is timed when heard (docs/architecture.md, "One clock"). The connection to the agent stays in the
 kernel: no URL or key reaches the page.
 
 Threading: the page's messages are handled on the kernel's main thread, and only while no

@@ -8,6 +8,9 @@ colours) but built from events alone, so a redraw never reads the audio files.
 Live metrics are estimates: with a scripted user the end of the user's speech is known
 exactly; with a microphone it is the server's ``input.speech.stopped`` (which comes after the
 end-of-turn silence, so the live ``fto`` reads low). The turn table of the saved log is exact.
+
+Faces layer: imports matplotlib and the colours and label helpers of
+:mod:`voicekit.analysis.plots` lazily; never the session itself (it receives its events).
 """
 
 from __future__ import annotations
@@ -205,9 +208,9 @@ class LiveState:
     def _epoch(self, e: dict[str, Any]) -> None:
         if not e.get("epoch"):
             return
-        from voicekit.analysis.plots import _patch_text
+        from voicekit.analysis.plots import patch_text
 
-        text = _patch_text(e.get("patch") or {})
+        text = patch_text(e.get("patch") or {})
         self.epochs.append((float(e["t"]), text))
         self._line("epoch", f"epoch {e['epoch']}: {text}", float(e["t"]))
 
@@ -349,7 +352,7 @@ def draw_timeline(
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    from voicekit.analysis.plots import AGENT, EPOCH, TOOL, USER, _texts
+    from voicekit.analysis.plots import AGENT, EPOCH, TOOL, USER, draw_texts
 
     t0, t1 = max(0.0, now - window), max(window, now)
     items = legend_items(state)
@@ -385,7 +388,7 @@ def draw_timeline(
         if shown:
             ax.broken_barh(shown, (y - height / 2, height), facecolors=color, alpha=0.45)
         labels = [(s.start, s.text) for s in spans if s.text and t0 <= s.start <= t1]
-        _texts(ax, labels, y + 0.22, t1 - t0, color)
+        draw_texts(ax, labels, y + 0.22, t1 - t0, color)
 
     bars(user, 1.0, USER)
     bars(state.agent_spans, 0.0, AGENT)
@@ -407,5 +410,5 @@ def draw_timeline(
     epochs = [(t, text) for t, text in state.epochs if t0 <= t <= t1]
     for t, _ in epochs:
         ax.axvline(t, color=EPOCH, ls="--", lw=1)
-    _texts(ax, epochs, 1.35, t1 - t0, EPOCH)
+    draw_texts(ax, epochs, 1.35, t1 - t0, EPOCH)
     ax.set_xlim(t0, t1)

@@ -1,9 +1,10 @@
 """``vk.AgentPanel``: start, stop and tune a voice agent from a notebook.
 
 Faces layer: builds ipywidgets views over :class:`voicekit.Session`. Threading follows
-design.md: session observers only append events to a deque; a tick on the kernel's event
-loop (10 Hz, captured when the panel is created) folds them into :class:`LiveState` and
-sets traits, and redraws the timeline at most ``timeline_fps`` times a second. Without a
+docs/architecture.md: session observers only append events to a deque; a tick on the
+kernel's event loop (10 Hz, captured when the panel is created) folds them into
+:class:`LiveState` and sets traits, and redraws the timeline at most ``timeline_fps`` times
+a second. Without a
 kernel loop (plain Python, tests) nothing ticks: call :meth:`AgentPanel.refresh`.
 
 Secrets: an API key typed into the panel is moved out of the widget at once (the field is
@@ -183,14 +184,12 @@ class AgentPanel:
         self.message = w.HTML()
 
         # backend
-        backend = kw.get("backend", "auto")
-        from voicekit.session import _env_key
+        from voicekit.session import resolve_backend
 
-        env_key = _env_key()
-        if kw.get("url"):
-            backend = "url"
-        elif backend == "auto":
-            backend = "assemblyai" if (self._api_key or env_key) else "local"
+        backend, _ = resolve_backend(
+            kw.get("backend", "auto"), kw.get("url") or None, self._api_key
+        )
+        env_key = resolve_backend("assemblyai")[1]  # $ASSEMBLYAI_API_KEY, if set
         self.backend = w.ToggleButtons(
             options=[
                 ("stand-in agent (offline)", "local"),
@@ -410,7 +409,7 @@ class AgentPanel:
     def _fill_audio_choices(self, kw: dict[str, Any]) -> None:
         from voicekit.audio.sinks import Sink
         from voicekit.audio.sources import Source
-        from voicekit.testing.scripted import ScriptedUser
+        from voicekit.scripted import ScriptedUser
 
         ins: list[tuple[str, str]] = []
         outs: list[tuple[str, str]] = []
@@ -621,7 +620,7 @@ class AgentPanel:
 
     def session_kwargs(self) -> dict[str, Any]:
         """The arguments the next :class:`voicekit.Session` gets (without the API key)."""
-        from voicekit.testing.scripted import ScriptedUser
+        from voicekit.scripted import ScriptedUser
 
         kw = dict(self._kwargs)
         kw.update(self._live_config())
@@ -700,7 +699,7 @@ class AgentPanel:
         self._applied = self._live_config()
         self._say("")
         self.files.value = ""
-        session.on("*", self._pending.append)  # session thread: a deque append, nothing else
+        session.on("*", self._pending.append)  # observer thread: a deque append, nothing else
         self._render_status()
         self._kernel.every("tick", TICK_S, self._tick)
         try:

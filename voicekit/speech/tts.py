@@ -1,6 +1,6 @@
 """Speech synthesis with espeak-ng, in-process (the library shipped in espeakng-loader).
 
-``voicekit.local`` layer: ctypes, numpy and soxr; no subprocess, no asyncio.
+Speech layer: ctypes, numpy and soxr; no subprocess, no asyncio.
 
 espeak-ng has one global engine per process, so every call holds a module lock; synthesis
 costs about 1 ms of CPU per second of speech. Output is int16 mono at 24 kHz (resampled
@@ -9,7 +9,7 @@ from espeak's 22050 Hz) with word timings from espeak's word events.
 Voice styles: :func:`style_for_voice` maps every catalogue voice id to a distinct
 espeak voice, variant, pitch and rate following its accent and description, so a voice
 picker audibly changes the voice. Always ``<lang>+<variant>``: a bare variant name makes
-the next synthesis crash (shared/notes/platform-facts.md).
+the next synthesis crash (seen with espeak-ng 1.51 on Linux).
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""voicekit.plots (see shared/design.md for this layer)."""

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from voicekit.audio.pcm import CHUNK_MS, SAMPLE_RATE
 from voicekit.errors import AudioError
 
 __all__ = [
@@ -41,8 +42,7 @@ __all__ = [
     "make_source",
 ]
 
-SAMPLE_RATE = 24000
-BLOCK = 1200  # 50 ms at 24 kHz
+BLOCK = SAMPLE_RATE * CHUNK_MS // 1000  # 1200 samples: 50 ms at 24 kHz
 
 Int16 = NDArray[np.int16]
 

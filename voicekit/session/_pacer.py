@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from voicekit.audio.sources import SAMPLE_RATE
+from voicekit.audio.sources import BLOCK, SAMPLE_RATE
 
 if TYPE_CHECKING:
     from voicekit.audio.sources import Source
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BLOCK", "CATCH_UP_SAMPLES", "Pacer"]
 
-BLOCK = 1200  # 50 ms at 24 kHz
 CATCH_UP_SAMPLES = SAMPLE_RATE  # 1 s
 
 

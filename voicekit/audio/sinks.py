@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from voicekit.audio.sources import SAMPLE_RATE, AudioLink, XrunCounter
+from voicekit.audio.sources import SAMPLE_RATE, AudioLink, XrunCounter, close_stream
 from voicekit.errors import AudioError
 
 __all__ = ["NullSink", "Played", "Sink", "SpeakerSink", "WavSink", "make_sink"]
@@ -295,13 +295,8 @@ class SpeakerSink(Sink):
 
     def stop(self) -> None:
         """Stop and close the stream; log the xruns not yet logged."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.stop()
-            stream.close()
-        xruns, self._xruns = self._xruns, None
-        if xruns is not None:
-            xruns.close()
+        close_stream(self._stream, self._xruns)
+        self._stream = self._xruns = None
 
     def describe(self) -> str:
         """``"speaker"`` or ``"speaker:<device>"``."""

@@ -39,6 +39,7 @@ __all__ = [
     "NullSource",
     "Source",
     "XrunCounter",
+    "close_stream",
     "make_source",
 ]
 
@@ -110,6 +111,15 @@ XRUN_FLAGS = (
     "priming_output",
 )  # the flags of sounddevice.CallbackFlags, in PortAudio's bit order
 XRUN_REPORT_S = 1.0  # at most one audio.xrun line per device per this many seconds
+
+
+def close_stream(stream: Any, xruns: XrunCounter | None) -> None:
+    """Stop and close a PortAudio stream (if any), then log its xruns not yet logged."""
+    if stream is not None:
+        stream.stop()
+        stream.close()
+    if xruns is not None:
+        xruns.close()
 
 
 class XrunCounter:
@@ -330,13 +340,8 @@ class MicSource(Source):
 
     def stop(self) -> None:
         """Stop and close the stream; log the xruns not yet logged."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.stop()
-            stream.close()
-        xruns, self._xruns = self._xruns, None
-        if xruns is not None:
-            xruns.close()
+        close_stream(self._stream, self._xruns)
+        self._stream = self._xruns = None
 
     def describe(self) -> str:
         """``"mic"`` or ``"mic:<device>"``."""

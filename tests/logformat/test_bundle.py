@@ -93,6 +93,26 @@ def test_only_audio_chunk_lines_wait_for_a_flush(tmp_path) -> None:
     w.close()
 
 
+def test_write_line_writes_what_write_event_writes(tmp_path) -> None:
+    a, b = LogWriter(tmp_path / "a"), LogWriter(tmp_path / "b")
+    cases = [
+        ("recv", "reply.audio", {"reply_id": "r1", "data": "AAAA", "samples": 240}),
+        ("send", "input.audio", {"audio": "AAAA", "offset": 0, "samples": 1200}),
+        ("recv", "session.ready", {"session_id": "s", "resume_token": SECRET, "n": [{"key": 2}]}),
+        ("local", "error", {"message": f"at ?token={TOKEN}", "arr": np.arange(2)}),
+    ]
+    for i, (direction, kind, fields) in enumerate(cases):
+        a.write_event(i / 10, direction, kind, **fields)
+        line = {"t": i / 10, "dir": direction, "type": kind, **fields}
+        b.write_line(line)
+        assert line == {"t": i / 10, "dir": direction, "type": kind, **fields}  # unchanged
+    a.close()
+    b.close()
+    text = (a.path / "events.jsonl").read_text()
+    assert text == (b.path / "events.jsonl").read_text() and SECRET not in text
+    assert TOKEN not in text and '"data"' not in text and '"audio"' not in text
+
+
 def test_damage_in_the_middle_and_out_of_order(tmp_path) -> None:
     w = _bundle(tmp_path)
     lines = (w.path / "events.jsonl").read_text().splitlines()

@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,9 @@ _HEADER_RE = re.compile(r"((?:Authorization|X-Api-Key):\s*)\S.*", re.IGNORECASE)
 HEADER_FLUSH_S = 1.0
 EVENTS_FLUSH_S = 0.05
 # lines written once per audio chunk: flushed at most EVENTS_FLUSH_S later (all others at once)
-_CHUNK_LINES = frozenset({"input.audio", "reply.audio"})
+_CHUNK_DROP = {"input.audio": frozenset({"audio"}), "reply.audio": frozenset({"data"})}
+_CHUNK_LINES = frozenset(_CHUNK_DROP)
+_LINE_KEYS = frozenset({"t", "dir", "type"})  # write_line: given, not fields
 # field values scrub() returns unchanged: write_event skips the call for them
 _PLAIN = frozenset({int, float, bool, type(None)})
 # field names seen to be no credential (a bounded cache of the SECRET_KEYS test)
@@ -215,21 +217,41 @@ class LogWriter:
         ``reply.audio`` lines lose their base64 ``data`` (``samples`` is kept) and
         ``input.audio`` lines their ``audio`` (``offset`` and ``samples`` are kept).
         """
-        if self.closed:
-            return
+        if not self.closed:
+            self._write(t, direction, kind, fields)
+
+    def write_line(self, line: Mapping[str, Any]) -> None:
+        """:meth:`write_event` for a line already built as ``{"t", "dir", "type", ...}``.
+
+        The same line is written (``line`` itself is not changed); it saves the caller
+        spreading its dict into keyword arguments that are gathered into a dict again.
+        """
+        if not self.closed:
+            self._write(line["t"], line["dir"], line["type"], line, skip=_LINE_KEYS)
+
+    def _write(
+        self,
+        t: float,
+        direction: str,
+        kind: str,
+        fields: Mapping[str, Any],
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
         chunk_line = kind in _CHUNK_LINES
         if chunk_line:
-            fields.pop("data" if kind == "reply.audio" else "audio", None)
+            skip = skip | _CHUNK_DROP[kind]
         # {"t", "dir", "type", **scrub(fields)} without scrub's per-value calls for numbers
-        line: dict[str, Any] = {"t": t, "dir": direction, "type": kind}
+        out: dict[str, Any] = {"t": t, "dir": direction, "type": kind}
         for k, v in fields.items():
             if k not in _SAFE_KEYS:
                 if isinstance(k, str) and k.lower() in SECRET_KEYS:
                     continue
                 if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
                     _SAFE_KEYS.add(k)
-            line[k] = v if type(v) in _PLAIN else scrub(v)
-        self._events.write(_encode_line(line) + "\n")
+            if k in skip:
+                continue
+            out[k] = v if type(v) in _PLAIN else scrub(v)
+        self._events.write(_encode_line(out) + "\n")
         self.lines += 1
         now = time.monotonic()
         if chunk_line and now - self._events_flushed < EVENTS_FLUSH_S:

@@ -73,6 +73,46 @@ def test_a_crashed_bundle_loads_with_a_warning(tmp_path) -> None:
     assert len(log.audio("user")[0]) == 3600
 
 
+def test_only_audio_chunk_lines_wait_for_a_flush(tmp_path) -> None:
+    """Chunk lines may sit in the buffer (at most 50 ms); any other line flushes them."""
+    w = LogWriter(tmp_path)
+    events = w.path / "events.jsonl"
+
+    def on_disk() -> list[str]:
+        return [json.loads(line)["type"] for line in events.read_text().splitlines()]
+
+    w.write_event(0.0, "local", "session.start")
+    assert on_disk() == ["session.start"]
+    w.write_event(0.05, "send", "input.audio", offset=0, samples=1200)
+    w.write_event(0.06, "recv", "reply.audio", reply_id="r1", samples=240)
+    w.write_event(0.07, "recv", "reply.done", reply_id="r1", status="completed")
+    assert on_disk() == ["session.start", "input.audio", "reply.audio", "reply.done"]
+    w.write_event(0.1, "send", "input.audio", offset=1200, samples=1200)
+    w.flush()
+    assert on_disk()[-1] == "input.audio" and w.lines == 5
+    w.close()
+
+
+def test_write_fields_writes_what_write_event_writes(tmp_path) -> None:
+    a, b = LogWriter(tmp_path / "a"), LogWriter(tmp_path / "b")
+    cases = [
+        ("recv", "reply.audio", {"reply_id": "r1", "data": "AAAA", "samples": 240}),
+        ("send", "input.audio", {"audio": "AAAA", "offset": 0, "samples": 1200}),
+        ("recv", "session.ready", {"session_id": "s", "resume_token": SECRET, "n": [{"key": 2}]}),
+        ("local", "error", {"message": f"at ?token={TOKEN}", "arr": np.arange(2)}),
+    ]
+    for i, (direction, kind, fields) in enumerate(cases):
+        a.write_event(i / 10, direction, kind, **fields)
+        given = dict(fields)
+        b.write_fields(i / 10, direction, kind, given)
+        assert given.keys() == fields.keys()  # unchanged
+    a.close()
+    b.close()
+    text = (a.path / "events.jsonl").read_text()
+    assert text == (b.path / "events.jsonl").read_text() and SECRET not in text
+    assert TOKEN not in text and '"data"' not in text and '"audio"' not in text
+
+
 def test_damage_in_the_middle_and_out_of_order(tmp_path) -> None:
     w = _bundle(tmp_path)
     lines = (w.path / "events.jsonl").read_text().splitlines()

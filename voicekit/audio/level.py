@@ -23,18 +23,22 @@ def _floats(x: ArrayLike) -> NDArray[np.float64]:
     return arr.astype(np.float64)
 
 
+def _db(v: float) -> float:
+    return max(FLOOR_DBFS, 20 * math.log10(v)) if v > 0 else FLOOR_DBFS
+
+
+def _rms(arr: NDArray[np.float64]) -> float:
+    # np.add.reduce is what np.mean sums with (same result), without np.mean's Python layers
+    return math.sqrt(float(np.add.reduce(arr * arr, axis=None)) / arr.size)
+
+
 def level_dbfs(x: ArrayLike) -> tuple[float, float]:
     """(RMS, peak) of int16 or float samples in dBFS; silence gives -120 dBFS."""
     arr = _floats(x)
     if arr.size == 0:
         return FLOOR_DBFS, FLOOR_DBFS
-    rms = math.sqrt(float(np.mean(arr * arr)))
-    peak = float(np.max(np.abs(arr)))
-
-    def db(v: float) -> float:
-        return max(FLOOR_DBFS, 20 * math.log10(v)) if v > 0 else FLOOR_DBFS
-
-    return db(rms), db(peak)
+    peak = float(np.maximum.reduce(np.abs(arr), axis=None))
+    return _db(_rms(arr)), _db(peak)
 
 
 class LevelMeter:
@@ -55,8 +59,9 @@ class LevelMeter:
 
     def update(self, chunk: ArrayLike, seconds: float | None = None) -> float:
         """Feed one chunk (24 kHz unless ``seconds`` says its length); returns the reading."""
-        rms, _ = level_dbfs(chunk)
-        dt = seconds if seconds is not None else np.asarray(chunk).size / 24000
+        arr = _floats(chunk)  # the RMS of level_dbfs; the meter needs no peak
+        rms = _db(_rms(arr)) if arr.size else FLOOR_DBFS
+        dt = seconds if seconds is not None else arr.size / 24000
         if rms > self.value:
             self.value += self.attack * (rms - self.value)
         else:

@@ -96,13 +96,13 @@ def chunk(
 
 def encode_for_wire(samples: ArrayLike, encoding: str) -> bytes:
     """24 kHz int16 samples as bytes in a wire encoding (``audio/pcm|pcmu|pcma``)."""
-    from voicekit.audio.g711 import alaw_encode, ulaw_encode
-    from voicekit.audio.resample import resample
-
     arr = np.asarray(samples, np.int16)
     if encoding == "audio/pcm":
         return pcm16_bytes(arr)
     if encoding in ("audio/pcmu", "audio/pcma"):
+        from voicekit.audio.g711 import alaw_encode, ulaw_encode
+        from voicekit.audio.resample import resample
+
         narrow = resample(arr, SAMPLE_RATE, 8000)
         coder = ulaw_encode if encoding == "audio/pcmu" else alaw_encode
         return coder(narrow).tobytes()
@@ -111,12 +111,12 @@ def encode_for_wire(samples: ArrayLike, encoding: str) -> bytes:
 
 def decode_from_wire(data: bytes, encoding: str) -> NDArray[np.int16]:
     """Wire bytes to 24 kHz int16 samples (an odd PCM byte is dropped)."""
-    from voicekit.audio.g711 import alaw_decode, ulaw_decode
-    from voicekit.audio.resample import resample
-
     if encoding == "audio/pcm":
         return np.frombuffer(check_pcm16(data, strict=False), "<i2").astype(np.int16)
     if encoding in ("audio/pcmu", "audio/pcma"):
+        from voicekit.audio.g711 import alaw_decode, ulaw_decode
+        from voicekit.audio.resample import resample
+
         narrow = (ulaw_decode if encoding == "audio/pcmu" else alaw_decode)(data)
         return resample(narrow, 8000, SAMPLE_RATE)
     raise ConfigError(f"encoding ({encoding!r}) must be audio/pcm, audio/pcmu or audio/pcma")

@@ -181,18 +181,20 @@ class WavAppender:
         f = self._f
         if f is None:
             raise AudioError(f"{self.path} is closed")
-        data = np.ascontiguousarray(np.asarray(samples, np.int16), "<i2").tobytes()
+        # the samples' own buffer is written (no bytes copy); "<i2" is a no-op on x86/ARM
+        data = np.ascontiguousarray(np.asarray(samples, np.int16), "<i2").reshape(-1)
         if offset < 0:
-            data = data[-2 * offset :]
+            data = data[-offset:]
             offset = 0
         if offset > self.samples:
             self._seek(self.samples)
             f.write(bytes(2 * (offset - self.samples)))
             self._pos = offset
         self._seek(offset)
-        f.write(data)
-        self._pos = offset + len(data) // 2
-        self.samples = max(self.samples, self._pos)
+        f.write(data.data)
+        self._pos = offset + data.size
+        if self._pos > self.samples:
+            self.samples = self._pos
 
     def _seek(self, sample: int) -> None:
         if sample != self._pos:

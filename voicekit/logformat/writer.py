@@ -5,10 +5,18 @@ Format layer: imports the standard library, numpy, ``voicekit.audio.wav``,
 or widgets.
 
 A bundle is a directory ``<YYYYmmdd-HHMMSS>-<session id>`` holding ``meta.json``,
-``events.jsonl`` (one JSON object a line, flushed as written) and the two audio tracks
+``events.jsonl`` (one JSON object a line) and the two audio tracks
 ``user.wav`` / ``agent.wav`` on the session clock. The session id is known only after
 ``session.ready``: the directory starts as ``<stamp>-pending-<random>`` and is renamed when
 :meth:`LogWriter.set_session_id` is called (files stay open across the rename on POSIX).
+
+Crash safety: every line is flushed to the OS as it is written, except the per-chunk
+audio lines (``input.audio``, ``reply.audio``, one per chunk): those are flushed with the
+next other line, by :meth:`LogWriter.flush`, or by the first write (a line or audio) that
+comes :data:`EVENTS_FLUSH_S` (50 ms, one pacer tick) or more after the last flush. While
+audio flows a killed process so loses at most about 50 ms of chunk lines, never another
+line; the WAV headers are at most :data:`HEADER_FLUSH_S` stale (see
+:mod:`voicekit.audio.wav`).
 
 Secrets never reach a bundle: everything written passes :func:`voicekit._secrets.scrub`,
 which drops credential fields and masks ``token=`` query parameters (defence in depth: the
@@ -25,12 +33,13 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import ArrayLike
 
-from voicekit._secrets import scrub
+from voicekit._secrets import SECRET_KEYS, scrub
 from voicekit._version import __version__
 from voicekit.audio.wav import WavAppender
 from voicekit.errors import LogFormatError
@@ -40,6 +49,16 @@ __all__ = ["FORMAT", "LogWriter", "scrub"]
 
 FORMAT = "voicekit-log/1"
 HEADER_FLUSH_S = 1.0
+EVENTS_FLUSH_S = 0.05
+# lines written once per audio chunk: flushed at most EVENTS_FLUSH_S later (all others at once)
+_CHUNK_DROP = {"input.audio": frozenset({"audio"}), "reply.audio": frozenset({"data"})}
+_CHUNK_LINES = frozenset(_CHUNK_DROP)
+_NO_KEYS: frozenset[str] = frozenset()
+# field values scrub() returns unchanged: write_event skips the call for them
+_PLAIN = frozenset({int, float, bool, type(None)})
+# field names seen to be no credential (a bounded cache of the SECRET_KEYS test)
+_SAFE_KEYS: set[Any] = set()
+_SAFE_KEYS_MAX = 4096
 
 
 def _safe_name(session_id: str) -> str:
@@ -53,6 +72,10 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
     return str(obj)
+
+
+# json.dumps(x, default=_json_default) builds a JSONEncoder on every call; one is enough
+_encode_line = json.JSONEncoder(default=_json_default).encode
 
 
 class LogWriter:
@@ -106,6 +129,8 @@ class LogWriter:
         self.user = WavAppender(self.path / "user.wav")
         self.agent = WavAppender(self.path / "agent.wav")
         self._last_flush = time.monotonic()
+        self._events_flushed = self._last_flush
+        self._events_pending = False
         self.closed = False
         self.lines = 0
 
@@ -129,41 +154,77 @@ class LogWriter:
             self.agent.path = target / "agent.wav"
 
     def write_event(self, t: float, direction: str, kind: str, /, **fields: Any) -> None:
-        """Append one line ``{"t", "dir", "type", ...fields}`` and flush it.
+        """Append one line ``{"t", "dir", "type", ...fields}`` (see the module's crash safety).
 
         ``reply.audio`` lines lose their base64 ``data`` (``samples`` is kept) and
         ``input.audio`` lines their ``audio`` (``offset`` and ``samples`` are kept).
         """
-        if self.closed:
-            return
-        if kind == "reply.audio":
-            fields.pop("data", None)
-        elif kind == "input.audio":
-            fields.pop("audio", None)
-        line = {"t": t, "dir": direction, "type": kind, **scrub(fields)}
-        self._events.write(json.dumps(line, default=_json_default) + "\n")
-        self._events.flush()
+        if not self.closed:
+            self._write(t, direction, kind, fields)
+
+    def write_fields(self, t: float, direction: str, kind: str, fields: Mapping[str, Any]) -> None:
+        """:meth:`write_event` with the fields as a mapping (not changed): the session's
+        path, which has the fields as a dict already."""
+        if not self.closed:
+            self._write(t, direction, kind, fields)
+
+    def _write(self, t: float, direction: str, kind: str, fields: Mapping[str, Any]) -> None:
+        chunk_line = kind in _CHUNK_LINES
+        skip = _CHUNK_DROP[kind] if chunk_line else _NO_KEYS
+        # {"t", "dir", "type", **scrub(fields)} without scrub's per-value calls for numbers
+        out: dict[str, Any] = {"t": t, "dir": direction, "type": kind}
+        for k, v in fields.items():
+            if k not in _SAFE_KEYS:
+                if isinstance(k, str) and k.lower() in SECRET_KEYS:
+                    continue
+                if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
+                    _SAFE_KEYS.add(k)
+            if k in skip:
+                continue
+            out[k] = v if type(v) in _PLAIN else scrub(v)
+        self._events.write(_encode_line(out) + "\n")
         self.lines += 1
-        self._maybe_flush_audio()
+        now = time.monotonic()
+        if chunk_line and now - self._events_flushed < EVENTS_FLUSH_S:
+            self._events_pending = True
+        else:
+            self._flush_events(now)
+        if now - self._last_flush >= HEADER_FLUSH_S:
+            self._flush_audio(now)
+
+    def flush(self) -> None:
+        """Flush the lines written so far to the OS (the writer also does so by itself)."""
+        if not self.closed:
+            self._flush_events(time.monotonic())
+
+    def _flush_events(self, now: float) -> None:
+        self._events.flush()
+        self._events_flushed = now
+        self._events_pending = False
 
     def write_user_audio(self, offset: int, samples: ArrayLike) -> None:
         """User audio sent at session sample ``offset``."""
         if not self.closed:
             self.user.write_at(offset, samples)
-            self._maybe_flush_audio()
+            self._maybe_flush()
 
     def write_agent_audio(self, offset: int, samples: ArrayLike) -> None:
         """Agent audio played at session sample ``offset``."""
         if not self.closed:
             self.agent.write_at(offset, samples)
-            self._maybe_flush_audio()
+            self._maybe_flush()
 
-    def _maybe_flush_audio(self) -> None:
+    def _maybe_flush(self) -> None:
         now = time.monotonic()
+        if self._events_pending and now - self._events_flushed >= EVENTS_FLUSH_S:
+            self._flush_events(now)
         if now - self._last_flush >= HEADER_FLUSH_S:
-            self._last_flush = now
-            self.user.flush()
-            self.agent.flush()
+            self._flush_audio(now)
+
+    def _flush_audio(self, now: float) -> None:
+        self._last_flush = now
+        self.user.flush()
+        self.agent.flush()
 
     def close(self) -> None:
         """Flush and close every file. Idempotent."""

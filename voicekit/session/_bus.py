@@ -157,7 +157,7 @@ class Bus:
         """Make, write and dispatch one line."""
         line = LogLine(round(self.clock(), 6), direction, kind, fields, event)
         if self.writer is not None:
-            self.writer.write_event(line.t, direction, kind, **fields)
+            self.writer.write_fields(line.t, direction, kind, fields)
         if direction != "send" and self.source is not None:
             try:
                 self.source.on_event(line)

@@ -59,6 +59,7 @@ def session_client(url: str, raw: str, logged: bool = True) -> dict[str, Any]:
     import voicekit as vk
     import voicekit.logformat
     import voicekit.protocol
+    import voicekit.session
     from voicekit.audio.sinks import NullSink
 
     class TimingSink(NullSink):

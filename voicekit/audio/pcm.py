@@ -31,6 +31,7 @@ __all__ = [
 
 SAMPLE_RATE = 24000
 CHUNK_MS = 50
+_I16 = np.dtype("<i2")
 
 
 def pcm16_to_float32(x: bytes | ArrayLike) -> NDArray[np.float32]:
@@ -51,6 +52,8 @@ def float32_to_pcm16(x: ArrayLike) -> NDArray[np.int16]:
 
 def pcm16_bytes(x: ArrayLike) -> bytes:
     """Little-endian PCM16 bytes of int16 (or float) samples."""
+    if type(x) is np.ndarray and x.dtype == _I16:
+        return x.tobytes()  # tobytes() is C order whatever the strides
     arr = np.asarray(x)
     if arr.dtype.kind == "f":
         arr = float32_to_pcm16(arr)
@@ -112,7 +115,9 @@ def encode_for_wire(samples: ArrayLike, encoding: str) -> bytes:
 def decode_from_wire(data: bytes, encoding: str) -> NDArray[np.int16]:
     """Wire bytes to 24 kHz int16 samples (an odd PCM byte is dropped)."""
     if encoding == "audio/pcm":
-        return np.frombuffer(check_pcm16(data, strict=False), "<i2").astype(np.int16)
+        # a read-only view of the bytes, no copy (int16 is little-endian on every platform
+        # numpy supports here; astype only copies where it is not)
+        return np.frombuffer(check_pcm16(data, strict=False), "<i2").astype(np.int16, copy=False)
     if encoding in ("audio/pcmu", "audio/pcma"):
         from voicekit.audio.g711 import alaw_decode, ulaw_decode
         from voicekit.audio.resample import resample

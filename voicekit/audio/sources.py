@@ -273,8 +273,10 @@ class ArraySource(Source):
         """The next ``n`` samples of the clip (zeros outside it)."""
         if self._origin is None:
             self._origin = offset + round(self.start_s * SAMPLE_RATE)
-        out = np.zeros(n, np.int16)
         lo = offset - self._origin
+        if lo >= 0 and lo + n <= len(self.samples):
+            return self.samples[lo : lo + n]  # inside the clip: a view, nothing allocated
+        out = np.zeros(n, np.int16)
         a, b = max(lo, 0), min(lo + n, len(self.samples))
         if a < b:
             out[a - lo : b - lo] = self.samples[a:b]

@@ -150,6 +150,9 @@ def repair_wav_header(path: str | os.PathLike[str]) -> bool:
     return changed
 
 
+_I16 = np.dtype("<i2")
+
+
 class WavAppender:
     """A mono PCM16 WAV written incrementally, addressed by sample offset.
 
@@ -182,7 +185,10 @@ class WavAppender:
         if f is None:
             raise AudioError(f"{self.path} is closed")
         # the samples' own buffer is written (no bytes copy); "<i2" is a no-op on x86/ARM
-        data = np.ascontiguousarray(np.asarray(samples, np.int16), "<i2").reshape(-1)
+        if type(samples) is np.ndarray and samples.dtype == _I16 and samples.flags.c_contiguous:
+            data = samples.reshape(-1)  # the common case, without three conversions' calls
+        else:
+            data = np.ascontiguousarray(np.asarray(samples, np.int16), "<i2").reshape(-1)
         if offset < 0:
             data = data[-offset:]
             offset = 0

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from voicekit._aio import TaskSet, cancel_other_tasks
 from voicekit._secrets import shown
 from voicekit.audio.level import LevelMeter
+from voicekit.audio.pcm import decode_from_wire, encode_for_wire
 from voicekit.audio.sinks import Sink, make_sink
 from voicekit.audio.sources import SAMPLE_RATE, AudioLink, Source, make_source
 from voicekit.errors import ConfigError, VoiceKitError
@@ -238,6 +239,8 @@ class Session:
         self._torn_down: asyncio.Task[None] | None = None
         self._result: Any = None
         self._meter = LevelMeter()
+        self._last_block: NDArray[np.int16] | None = None
+        self._meter_read = time.monotonic()
 
     # -- state: read from the protocol, never kept twice ------------------------------------
     @property
@@ -292,7 +295,16 @@ class Session:
 
     @property
     def input_level(self) -> float:
-        """The level of the user's audio as sent, in dBFS (a VU-style meter; -120: silence)."""
+        """The level of the user's audio as sent, in dBFS (a VU-style meter; -120: silence).
+
+        Measured when read (a widget reads it ~10 times a second) from the last block sent,
+        so an unread meter costs the audio path nothing.
+        """
+        block, self._last_block = self._last_block, None
+        if block is not None:
+            now = time.monotonic()
+            self._meter.update(block, seconds=now - self._meter_read)
+            self._meter_read = now
         return self._meter.value
 
     def now(self) -> float:
@@ -535,8 +547,6 @@ class Session:
                 self._tools.call(call_id, name, dict(arguments or {}))
 
     def _decode_agent_audio(self, event: ReplyAudio) -> NDArray[np.int16]:
-        from voicekit.audio import decode_from_wire
-
         raw = event.audio_bytes()
         encoding = self.config.output_format.encoding
         if encoding == "audio/pcm" and len(raw) % 2:  # played without its last byte
@@ -546,7 +556,7 @@ class Session:
                 message=f"reply.audio data has an odd number of PCM16 bytes ({len(raw)}); "
                 "the last byte was dropped",
             )
-        return np.asarray(decode_from_wire(raw, encoding), np.int16)
+        return decode_from_wire(raw, encoding)
 
     # -- user audio --------------------------------------------------------------------
     def _on_push(self, samples: NDArray[np.int16], offset: int) -> None:
@@ -557,15 +567,13 @@ class Session:
             conn.flush()
 
     def _send_user_audio(self, samples: NDArray[np.int16], offset: int) -> None:
-        from voicekit.audio import encode_for_wire
-
         assert self.connection is not None
         writer = self._bus.writer
         if writer is not None:
             writer.write_user_audio(offset, samples)
-        self._meter.update(samples)
+        self._last_block = samples  # for input_level, which measures when it is read
         wire = encode_for_wire(samples, self.config.input_format.encoding)
-        self.connection.send_audio(bytes(wire), offset, len(samples))
+        self.connection.send_audio(wire, offset, len(samples))
 
     # -- ending --------------------------------------------------------------------------
     async def _astop(self) -> None:

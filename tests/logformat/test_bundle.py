@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -187,3 +188,37 @@ def test_reader_never_fails_on_garbage_lines(tmp_path, lines: list[str]) -> None
         ts = [e["t"] for e in load_log(w.path).raw_events]
     assert ts == sorted(ts)
     shutil.rmtree(tmp_path / "g")
+
+
+_VALUES = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["input.audio", "reply.audio"]),
+    t=st.one_of(st.floats(0, 1e6), st.integers(0, 10)),
+    fields=st.dictionaries(
+        st.sampled_from(["offset", "samples", "reply_id", "timestamp", "audio", "data", "x"]),
+        _VALUES,
+        max_size=5,
+    ),
+)
+def test_chunk_lines_are_written_as_the_json_encoder_writes_them(kind, t, fields) -> None:
+    """The per-chunk lines take a direct path; whatever their fields, the line is the one
+    the general path (json with the payload dropped) would write."""
+    with tempfile.TemporaryDirectory() as tmp:
+        w = LogWriter(tmp)
+        w.write_event(t, "recv", kind, **fields)
+        w.close()
+        line = (w.path / "events.jsonl").read_text().splitlines()[-1]
+    drop = {"input.audio": "audio", "reply.audio": "data"}[kind]
+    expect = {"t": t, "dir": "recv", "type": kind}
+    expect.update((k, scrub(v)) for k, v in fields.items() if k != drop)
+    assert line == json.dumps(expect)

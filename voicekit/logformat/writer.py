@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import secrets
@@ -76,6 +77,36 @@ def _json_default(obj: Any) -> Any:
 
 # json.dumps(x, default=_json_default) builds a JSONEncoder on every call; one is enough
 _encode_line = json.JSONEncoder(default=_json_default).encode
+# The per-chunk lines are most of a log (one per 50 ms sent, one per chunk received); with
+# their usual fields they are formatted directly, as the encoder would write them (same keys
+# in the same order, ints as ints, floats by repr, as json does): no dict, no encoder call.
+_CHUNK_FIELDS = frozenset({"offset", "samples", "reply_id", "timestamp"})
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:-]*").fullmatch
+
+
+def _chunk_text(t: float, direction: str, kind: str, fields: Mapping[str, Any]) -> str | None:
+    """A chunk line's JSON text, or None when a field is not of the usual kind."""
+    if type(t) is not float or not math.isfinite(t):
+        return None
+    text = f'{{"t": {t!r}, "dir": "{direction}", "type": "{kind}"'
+    drop = _CHUNK_DROP[kind]
+    for k, v in fields.items():
+        if k not in _CHUNK_FIELDS:
+            if k in drop:
+                continue  # the base64 payload is never logged
+            return None
+        kind_of = type(v)
+        if kind_of is int:
+            text += f', "{k}": {v}'
+        elif kind_of is float and math.isfinite(v):
+            text += f', "{k}": {v!r}'
+        elif kind_of is str and _PLAIN_TEXT(v):
+            text += f', "{k}": "{v}"'
+        elif v is None:
+            text += f', "{k}": null'
+        else:
+            return None
+    return text + "}"
 
 
 class LogWriter:
@@ -170,6 +201,23 @@ class LogWriter:
 
     def _write(self, t: float, direction: str, kind: str, fields: Mapping[str, Any]) -> None:
         chunk_line = kind in _CHUNK_LINES
+        text = _chunk_text(t, direction, kind, fields) if chunk_line else None
+        if text is None:
+            text = self._encode(t, direction, kind, fields, chunk_line)
+        self._events.write(text + "\n")
+        self.lines += 1
+        now = time.monotonic()
+        if chunk_line and now - self._events_flushed < EVENTS_FLUSH_S:
+            self._events_pending = True
+        else:
+            self._flush_events(now)
+        if now - self._last_flush >= HEADER_FLUSH_S:
+            self._flush_audio(now)
+
+    @staticmethod
+    def _encode(
+        t: float, direction: str, kind: str, fields: Mapping[str, Any], chunk_line: bool
+    ) -> str:
         skip = _CHUNK_DROP[kind] if chunk_line else _NO_KEYS
         # {"t", "dir", "type", **scrub(fields)} without scrub's per-value calls for numbers
         out: dict[str, Any] = {"t": t, "dir": direction, "type": kind}
@@ -182,15 +230,7 @@ class LogWriter:
             if k in skip:
                 continue
             out[k] = v if type(v) in _PLAIN else scrub(v)
-        self._events.write(_encode_line(out) + "\n")
-        self.lines += 1
-        now = time.monotonic()
-        if chunk_line and now - self._events_flushed < EVENTS_FLUSH_S:
-            self._events_pending = True
-        else:
-            self._flush_events(now)
-        if now - self._last_flush >= HEADER_FLUSH_S:
-            self._flush_audio(now)
+        return str(_encode_line(out))
 
     def flush(self) -> None:
         """Flush the lines written so far to the OS (the writer also does so by itself)."""

@@ -115,9 +115,8 @@ def encode_for_wire(samples: ArrayLike, encoding: str) -> bytes:
 def decode_from_wire(data: bytes, encoding: str) -> NDArray[np.int16]:
     """Wire bytes to 24 kHz int16 samples (an odd PCM byte is dropped)."""
     if encoding == "audio/pcm":
-        # a read-only view of the bytes, no copy (int16 is little-endian on every platform
-        # numpy supports here; astype only copies where it is not)
-        return np.frombuffer(check_pcm16(data, strict=False), "<i2").astype(np.int16, copy=False)
+        # a read-only view of the bytes, no copy; an odd last byte is dropped
+        return np.frombuffer(data[:-1] if len(data) % 2 else data, _I16)
     if encoding in ("audio/pcmu", "audio/pcma"):
         from voicekit.audio.g711 import alaw_decode, ulaw_decode
         from voicekit.audio.resample import resample

@@ -269,3 +269,40 @@ def test_one_base64_codec() -> None:
         decode_audio(5, "data")
     with pytest.raises(ProtocolError, match="audio is not valid base64"):
         decode_audio("not*base64")
+
+
+_USUAL_AUDIO = st.fixed_dictionaries(
+    {"data": st.text(max_size=8), "reply_id": st.text(max_size=8)},
+    optional={"timestamp": st.floats(allow_nan=False)},
+)
+_ANY_AUDIO = st.dictionaries(
+    st.sampled_from(["data", "reply_id", "timestamp", "item_id", "x"]),
+    st.one_of(st.text(max_size=8), st.floats(allow_nan=False), st.integers(), st.none()),
+    max_size=5,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_USUAL_AUDIO, _ANY_AUDIO))
+def test_the_reply_audio_fast_path_makes_what_the_general_parser_makes(fields) -> None:
+    """Most frames are reply.audio with reply_id, data and a float timestamp: they are built
+    directly; every other shape goes through the general parser. Both give the same event,
+    or the same error."""
+    from voicekit.protocol.events import ReplyAudio
+
+    frame = {"type": "reply.audio", **fields}
+    try:
+        general: Any = ReplyAudio.parse(dict(frame))
+    except ProtocolError as exc:
+        general = ("error", str(exc))
+    try:
+        fast: Any = parse_server_event(json.dumps(frame))
+    except ProtocolError as exc:
+        fast = ("error", str(exc))
+    if isinstance(general, tuple):
+        assert fast == general
+    else:  # as text, so that a NaN timestamp ("NAN" is a number to float()) compares equal
+        assert type(fast) is type(general)
+        assert repr(fast) == repr(general) and json.dumps(fast.to_dict()) == json.dumps(
+            general.to_dict()
+        )

@@ -643,8 +643,27 @@ for _cls in (*CLIENT_EVENTS.values(), *SERVER_EVENTS.values()):
 del _cls
 
 
+def _usual_reply_audio(obj: Mapping[str, Any]) -> ReplyAudio | None:
+    """A ``reply.audio`` with only its usual fields, of the usual types — most frames a client
+    receives — built directly; ``None`` sends anything else through the general parser, which
+    makes the same event (tests/protocol/test_events.py checks they agree)."""
+    data, reply_id, stamp = obj.get("data"), obj.get("reply_id"), obj.get("timestamp")
+    if type(data) is not str or type(reply_id) is not str:
+        return None
+    if stamp is None:
+        if len(obj) != 3:  # an explicit null timestamp or other fields: the general path
+            return None
+    elif type(stamp) is not float or len(obj) != 4:
+        return None
+    return ReplyAudio(data=data, reply_id=reply_id, timestamp=stamp)
+
+
 def _parse(table: dict[str, type[Event]], data: str | bytes | Mapping[str, Any]) -> Event:
     obj = loads(data)
+    if obj["type"] == "reply.audio" and table is SERVER_EVENTS:
+        event = _usual_reply_audio(obj)
+        if event is not None:
+            return event
     cls = table.get(obj["type"])
     if cls is None:
         unknown = UnknownEvent(data=obj)

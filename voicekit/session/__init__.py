@@ -204,14 +204,14 @@ class Session:
                 field="api_key",
             )
         self._url = url
-        self.tools: list[Tool] = make_tools(tools)
+        offered = make_tools(tools)
         self.config: SessionConfig = make_config(
             voice=voice,
             system_prompt=system_prompt,
             greeting=greeting,
             keyterms=keyterms,
             turn_detection=turn_detection,
-            tools=self.tools,
+            tools=offered,
             input_format=input_format,
             output_format=output_format,
         )
@@ -231,7 +231,7 @@ class Session:
         self._playback = Playback(self.sink, self._bus)
         self._tasks = TaskSet(on_error=self._task_failed, logger=log)
         self._tools = ToolRunner(
-            self.tools, self._bus, self._tasks.spawn, self._answer_tool, lambda: self._t0
+            offered, self._bus, self._tasks.spawn, self._answer_tool, lambda: self._t0
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -251,6 +251,12 @@ class Session:
             return "error" if self._error is not None else "idle"
         state = str(conn.state)
         return "connecting" if state == "idle" else state  # type: ignore[return-value]
+
+    @property
+    def tools(self) -> list[Tool]:
+        """The tools offered to the agent (the tool runner's list; ``update(tools=...)``
+        replaces it)."""
+        return self._tools.tools
 
     @property
     def session_id(self) -> str | None:
@@ -427,7 +433,7 @@ class Session:
         if self._loop is None or self.status != "ready":
             self.config = new  # before start: just the initial config
             if tools is not None:
-                self.tools = self._tools.tools = tools
+                self._tools.tools = tools
             return
         asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
 
@@ -492,7 +498,7 @@ class Session:
             return
         self.config = new
         if tools is not None:
-            self.tools = self._tools.tools = tools
+            self._tools.tools = tools
         self.epoch += 1
         self._bus.local("config.epoch", epoch=self.epoch, config=new.to_dict(), patch=patch)
         self.connection.flush()

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from voicekit._secrets import MaskedLogger, mask
-from voicekit.errors import AuthError, ConfigError, ConnectionClosed, ServerError
+from voicekit.errors import AuthError, ConfigError, ConnectionClosed, ProtocolError, ServerError
 from voicekit.errors import ConnectionError as VKConnectionError
 from voicekit.protocol import (
     AfterClose,
@@ -325,8 +325,6 @@ class Connection:
             await self._on_closed(ws.close_code, ws.close_reason or "")
 
     def _on_frame(self, frame: str | bytes) -> None:
-        from voicekit.errors import ProtocolError
-
         try:
             events = self.protocol.receive(frame)
         except ProtocolError as exc:

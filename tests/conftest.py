@@ -27,6 +27,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 pytest_plugins = ["voicekit.testing.plugin"]  # what users enable: our tests use it too
 
+# The suite's agents: fast, with the hosted service's observed deviations except that a
+# dropped session resumes (the resume and fault tests are about the client's resume path;
+# tests of the observed resume failure ask for it).
+SUITE_AGENT = {"profile": "fast", "behaviour": {"resume_fails": False}}
+
+
+@pytest.fixture(scope="module")
+def voicekit_agent_options() -> dict[str, object]:
+    """The plugin's agent options for this suite (see ``SUITE_AGENT``)."""
+    return dict(SUITE_AGENT)
+
 
 @pytest.fixture(scope="module")
 def agent(voicekit_agent: vk.local.LocalAgent) -> vk.local.LocalAgent:

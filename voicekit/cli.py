@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         api_key=args.api_key,
         profile=args.profile,
+        behaviour=args.behaviour,
         seed=args.seed,
         asr_processes=args.asr_processes,
     )
@@ -250,11 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     p.add_argument(
         "--profile",
-        choices=["realistic", "fast"],
-        default="realistic",
-        help="latency profile (default realistic)",
+        choices=["hosted", "fast"],
+        default="hosted",
+        help="timing profile: hosted (measured on the hosted service, default) or fast",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the realistic delays")
+    p.add_argument(
+        "--behaviour",
+        choices=["observed", "documented"],
+        default="observed",
+        help="reproduce the hosted service's observed deviations (default) or its docs",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the hosted timing profile")
     p.add_argument(
         "--asr-processes",
         type=int,

@@ -409,7 +409,10 @@ def check_continuous(log: Any) -> None:
 
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[FaultProxy]:
-    with vk.local.serve(profile="fast") as agent, vk.local.serve(profile="fast") as other:
+    with (
+        vk.local.serve(profile="fast", behaviour={"resume_fails": False}) as agent,
+        vk.local.serve(profile="fast", behaviour={"resume_fails": False}) as other,
+    ):
         p = FaultProxy(agent.url, failover_url=other.url)
         yield p
         p.stop()
@@ -497,7 +500,9 @@ def test_each_attempt_gets_a_fresh_temporary_token(tmp_path: Path) -> None:
     lost handshake is let in; with one fixed token it would be refused (used up)."""
     import urllib.request
 
-    with vk.local.serve(profile="fast", api_key="test-key-not-secret") as agent:
+    with vk.local.serve(
+        profile="fast", api_key="test-key-not-secret", behaviour={"resume_fails": False}
+    ) as agent:
         proxy = FaultProxy(agent.url)
         minted: list[str] = []
 

@@ -59,12 +59,14 @@ def test_a_drop_at_a_random_moment_is_resumed_and_the_log_stays_continuous(
 
 
 def test_a_resume_that_cannot_work_ends_in_error_with_the_log_closed(tmp_path) -> None:
-    agent = vk.local.serve(profile="fast")
+    agent = vk.local.serve(profile="fast", behaviour={"resume_fails": False})
     port = int(agent.url.split(":")[2].split("/")[0])
     s = vk.Session(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
     s.start()
     agent.stop()  # the agent is gone, and with it the session...
-    with vk.local.serve(port=port, profile="fast"):  # ...a new one does not know it
+    with vk.local.serve(
+        port=port, profile="fast", behaviour={"resume_fails": False}
+    ):  # ...a new one does not know it
         deadline = time.monotonic() + 20
         while s.status != "error" and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -11,7 +11,16 @@ Layer: built on ``voicekit.protocol`` and ``voicekit.audio`` codecs only.
 
 from __future__ import annotations
 
+from voicekit.local.behaviour import Behaviour
 from voicekit.local.brain import ToolRequest, default_brain
 from voicekit.local.server import AgentOptions, LocalAgent, embedded_agent, serve
 
-__all__ = ["AgentOptions", "LocalAgent", "ToolRequest", "default_brain", "embedded_agent", "serve"]
+__all__ = [
+    "AgentOptions",
+    "Behaviour",
+    "LocalAgent",
+    "ToolRequest",
+    "default_brain",
+    "embedded_agent",
+    "serve",
+]

@@ -149,6 +149,7 @@ class AgentSession:
         self.proto = ServerProtocol(
             voices=_accepted_voices(self.options.voices),
             resume=self._resume_lookup,
+            enforce_audio_rate=bool(self.options.enforce_audio_rate),
         )
         self.session_id: str | None = None
         self.resume_token: str | None = None
@@ -246,6 +247,8 @@ class AgentSession:
 
     def _resume_lookup(self, session_id: str) -> dict[str, Any] | str:
         """ServerProtocol's resume hook: the held session's state, or an error code."""
+        if self.options.behaviour.resume_fails:
+            return "session_not_found"  # as every resume attempt on the live service did
         held = self.server.sessions.get(session_id)
         if held is None or held is self:
             return "session_not_found"

@@ -42,6 +42,7 @@ from websockets.http11 import Request, Response
 from voicekit._aio import cancel_other_tasks
 from voicekit._secrets import MaskedLogger
 from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.local.behaviour import Behaviour
 from voicekit.speech.asr_pool import AsrPool
 
 __all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
@@ -52,6 +53,7 @@ WS_PATH = "/v1/ws"
 TOKEN_PATH = "/v1/token"
 RESUME_WINDOW_S = 30.0
 MAX_FRAME_BYTES = 1 << 20  # frames over 1 MB are refused (close 1009)
+PROFILES = ("hosted", "fast")
 
 
 @dataclasses.dataclass
@@ -63,11 +65,16 @@ class AgentOptions:
     api_key : str or None
         When set, only this key (or a token minted with it) is accepted; otherwise any
         credential, or none, is.
-    profile : {"realistic", "fast"}
-        ``"realistic"`` adds think time and synthesis start delay in the range reported for
-        the hosted service; ``"fast"`` adds none.
+    profile : {"hosted", "fast"}
+        ``"hosted"`` (the default) times turn-taking, replies, barge-ins and tools as the
+        hosted service was measured doing (seeded distributions); ``"fast"`` answers as
+        soon as it can, for tests where timing is not the point. ``"realistic"`` is the
+        old name of ``"hosted"``.
+    behaviour : {"observed", "documented"} or Behaviour or dict
+        Which observed deviations of the hosted service to reproduce (default: all of
+        them); see :class:`voicekit.local.Behaviour`.
     seed : int
-        Seed of the realistic delays, so runs are reproducible.
+        Seed of the hosted profile's timing distributions, so runs are reproducible.
     brain : callable or None
         ``brain(history, tools) -> str | ToolRequest``; default: the deterministic brain.
     voices : {"all", "claire", "ivy", "alba"}
@@ -75,8 +82,9 @@ class AgentOptions:
     reject_auth_at_http : bool
         Refuse bad credentials with HTTP 401 at the upgrade (the documented browser-1006
         case) instead of the observed ``session.error`` + close 1008.
-    enforce_audio_rate : bool
+    enforce_audio_rate : bool or None
         Drop input audio faster than real time with ``audio_rate_violation`` (§10.3).
+        ``None`` (default) follows ``behaviour`` (observed: accepted).
     backchannels_interrupt : bool
         Let short backchannels ("uh-huh") interrupt the agent (default: they do not).
     cancel_status : str
@@ -88,21 +96,27 @@ class AgentOptions:
     """
 
     api_key: str | None = None
-    profile: str = "realistic"
+    profile: str = "hosted"
+    behaviour: Any = "observed"
     seed: int = 0
     brain: Callable[..., Any] | None = None
     voices: str = "all"
     reject_auth_at_http: bool = False
-    enforce_audio_rate: bool = False
+    enforce_audio_rate: bool | None = None
     backchannels_interrupt: bool = False
     cancel_status: str = "cancelled"
     asr_processes: int = 2
 
     def __post_init__(self) -> None:
-        if self.profile not in ("realistic", "fast"):
+        if self.profile == "realistic":
+            self.profile = "hosted"
+        if self.profile not in PROFILES:
             raise ConfigError(
-                f"profile ({self.profile!r}) must be 'realistic' or 'fast'", field="profile"
+                f"profile ({self.profile!r}) must be 'hosted' or 'fast'", field="profile"
             )
+        self.behaviour = Behaviour.resolve(self.behaviour)
+        if self.enforce_audio_rate is None:
+            self.enforce_audio_rate = not self.behaviour.accept_fast_audio
         if self.voices not in ("all", "claire", "ivy", "alba"):
             raise ConfigError(
                 f"voices ({self.voices!r}) must be 'all', 'claire', 'ivy' or 'alba'",
@@ -122,10 +136,12 @@ class AgentOptions:
 
 
 class _Tokens:
-    """Single-use temporary tokens (loop thread only)."""
+    """Temporary tokens (loop thread only): single use, or reusable inside their window
+    (``reusable``, as the hosted service was seen to accept them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reusable: bool = False) -> None:
         self._expiry: dict[str, float] = {}
+        self.reusable = reusable
 
     def mint(self, expires_in: float) -> str:
         now = time.monotonic()
@@ -139,7 +155,7 @@ class _Tokens:
         return token in self._expiry
 
     def redeem(self, token: str) -> bool:
-        expiry = self._expiry.pop(token, None)
+        expiry = self._expiry.get(token) if self.reusable else self._expiry.pop(token, None)
         return expiry is not None and expiry > time.monotonic()
 
 
@@ -171,7 +187,7 @@ class AgentServer:
 
     def __init__(self, options: AgentOptions) -> None:
         self.options = options
-        self.tokens = _Tokens()
+        self.tokens = _Tokens(reusable=options.behaviour.reusable_tokens)
         self.sessions: dict[str, Any] = {}  # session_id -> AgentSession (for resume)
         self.connections: set[Any] = set()
         self.started = time.monotonic()
@@ -522,7 +538,7 @@ def embedded_agent() -> LocalAgent:
     global _embedded
     with _embedded_lock:
         if _embedded is None or not _embedded.is_running:
-            _embedded = serve(profile="realistic")
+            _embedded = serve()
             import atexit
 
             atexit.register(_embedded.stop)

@@ -571,7 +571,7 @@ class ServerProtocol:
         found = self._resume(session_id) if self._resume is not None else "session_not_found"
         if isinstance(found, str):
             messages = {
-                "session_not_found": "Session not found",
+                "session_not_found": "Session not found or grace window has expired",
                 "session_forbidden": "Session belongs to another account",
                 "session_expired": "Session expired",
             }

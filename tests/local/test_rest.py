@@ -6,11 +6,13 @@ cannot send), against ``vk.local.serve(profile="fast")`` on the WebSocket's own 
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import http.server
 import json
 import re
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -309,3 +311,174 @@ def test_http_plumbing_edges(server) -> None:
         conn.close()
     status, body = call_json(server, "POST", "/v1/ws", body={})
     assert status == 405
+
+
+# -- sessions bound to a stored agent -------------------------------------------------------
+
+
+def test_a_session_binds_to_a_stored_agent(server) -> None:
+    record = new_agent(server, voice={"voice_id": "vera"}, tools=[WEATHER])
+
+    async def main() -> None:
+        c = await RawClient.open(server.url, {"agent_id": record["id"]}, additional_headers=AUTH)
+        config = c.of("session.ready")[0]["config"]
+        assert config["system_prompt"] == "You are Nova"
+        assert config["output"]["voice"] == "vera" and config["greeting"] is None
+        assert [t["name"] for t in config["tools"]] == ["get_weather"]
+        assert config["tools"][0]["http"] is None and config["llm"] == []
+        await c.send("reply.create", instructions="who are you")
+        said = await c.wait_for("transcript.agent")
+        assert said["text"] == "I am Nova"  # the stored prompt reached the brain
+        await c.send("session.update", session={"system_prompt": "You are Orion", "tools": []})
+        updated = await c.wait_for("session.updated", count=2)  # 1: the binding's
+        assert updated["config"]["system_prompt"] == "You are Orion"
+        assert updated["config"]["tools"] == []
+        await c.send("reply.create", instructions="who are you")
+        said = await c.wait_for("transcript.agent", count=2)
+        assert said["text"] == "I am Orion"
+        await c.send("session.update", session={"agent_id": record["id"]})
+        err = await c.wait_for("session.error")
+        assert err["code"] == "agent_id_not_first" and not c.closed.is_set()
+        await c.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("session", "code", "message"),
+    [
+        ({"system_prompt": "x"}, "invalid_value", "agent_id is mutually exclusive"),
+        ({}, "agent_not_found", "Agent not found"),
+    ],
+)
+def test_bad_agent_bindings_close_1008(server, session, code, message) -> None:
+    record = new_agent(server)
+    agent_id = record["id"]
+    if code == "agent_not_found":  # deleted, then unknown
+        assert call(server, "DELETE", "/v1/agents/" + agent_id)[0] == 204
+
+    async def main() -> None:
+        c = await RawClient.open(server.url, additional_headers=AUTH)
+        await c.send("session.update", session={"agent_id": agent_id, **session})
+        err = await c.wait_for("session.error")
+        assert err["code"] == code and err["param"] == "agent_id"
+        assert err["message"].startswith(message)
+        await asyncio.wait_for(c.closed.wait(), 5)
+        assert c.ws.close_code == 1008
+        assert not c.of("session.ready")
+
+    run(main())
+
+
+# -- server-side HTTP tools -----------------------------------------------------------------
+
+
+class _ToolServer(http.server.ThreadingHTTPServer):
+    """A loopback HTTP endpoint that records each request and answers ``{"temp_c": 21}``
+    once ``release`` is set."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": self.rfile.read(length),
+                    }
+                )
+                server.release.wait(10)
+                data = json.dumps({"temp_c": 21}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def tool_server() -> Iterator[_ToolServer]:
+    endpoint = _ToolServer()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_http_tool_is_called_by_the_agent(server, tool_server, method) -> None:
+    port = tool_server.server_address[1]
+    http_def = {
+        "url": f"http://127.0.0.1:{port}/weather?units=c",
+        "http_method": method,
+        "headers": [{"name": "X-Api-Key", "value": "tool-secret"}],
+    }
+    record = new_agent(server, tools=[{**WEATHER, "timeout_seconds": 10, "http": http_def}])
+
+    async def main() -> None:
+        c = await RawClient.open(server.url, {"agent_id": record["id"]}, additional_headers=AUTH)
+        echo = c.of("session.ready")[0]["config"]["tools"][0]["http"]
+        assert echo["url"] == http_def["url"] and echo["method"] == method
+        await c.send("reply.create", instructions="call the tool")
+        call_event = await c.wait_for("tool.call")  # informational: never answered ...
+        assert call_event["name"] == "get_weather"
+        assert call_event["arguments"] == {"city": "Oslo"}
+        if method == "POST":  # ... and a client's answer would be ignored
+            await c.send("tool.result", call_id=call_event["call_id"], result="from the client")
+            await c.send("session.update", session={"system_prompt": "You are Nova"})
+            await c.wait_for("session.updated", count=2)  # frames are handled in order
+        tool_server.release.set()
+        said = await c.wait_for("transcript.agent", text='Result {"temp_c": 21} error False')
+        assert said["interrupted"] is False
+        assert all("tool-secret" not in json.dumps(e) for e in c.events)
+        await c.close()
+
+    run(main())
+    [seen] = tool_server.requests
+    assert seen["method"] == method and seen["headers"]["X-Api-Key"] == "tool-secret"
+    if method == "GET":
+        assert seen["path"] == "/weather?units=c&city=Oslo" and seen["body"] == b""
+    else:
+        assert seen["path"] == "/weather?units=c"
+        assert json.loads(seen["body"]) == {"city": "Oslo"}
+        assert seen["headers"]["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.1/weather", "http://example.com/weather"])
+def test_an_http_tool_off_loopback_is_refused(server, url) -> None:
+    record = new_agent(server, tools=[{**WEATHER, "http": {"url": url}}])
+
+    async def main() -> None:
+        c = await RawClient.open(server.url, {"agent_id": record["id"]}, additional_headers=AUTH)
+        await c.send("reply.create", instructions="call the tool")
+        await c.wait_for("tool.call")
+        said = await c.wait_for("transcript.agent", count=2)  # 1: the silent pre-amble
+        assert said["text"] == (
+            "Result only loopback URLs are allowed by the stand-in agent error True"
+        )
+        await c.close()
+
+    run(main())

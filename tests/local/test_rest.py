@@ -311,6 +311,9 @@ def test_http_plumbing_edges(server) -> None:
         conn.close()
     status, body = call_json(server, "POST", "/v1/ws", body={})
     assert status == 405
+    status, headers, data = call(server, "GET", "/v1/ws")  # no upgrade: websockets refuses
+    assert status == 426 and headers["Content-Type"] == "application/json"
+    assert "error" in json.loads(data) and headers["Upgrade"] == "websocket"
 
 
 # -- sessions bound to a stored agent -------------------------------------------------------
@@ -482,3 +485,36 @@ def test_an_http_tool_off_loopback_is_refused(server, url) -> None:
         await c.close()
 
     run(main())
+
+
+def test_the_protocol_binds_through_its_agents_hook() -> None:
+    """The sans-I/O side alone: the hook's session is applied as if sent inline."""
+    from voicekit.protocol.server import ServerProtocol, SessionStarted
+
+    stored = {"system_prompt": "You are Nova", "output": {"voice": "vera"}, "tools": [WEATHER]}
+    proto = ServerProtocol(agents={"agent_1": stored}.get)
+    [started] = proto.receive(
+        json.dumps({"type": "session.update", "session": {"agent_id": "agent_1"}})
+    )
+    assert isinstance(started, SessionStarted) and started.agent_id == "agent_1"
+    assert proto.agent_id == "agent_1" and proto.config is not None
+    assert (proto.config.system_prompt, proto.config.voice) == ("You are Nova", "vera")
+    ready = proto.data_to_send()[-1]
+    assert ready["type"] == "session.ready" and ready["config"]["tools"][0]["name"] == "get_weather"
+    other = ServerProtocol(agents={"agent_1": stored}.get)
+    assert (
+        other.receive(json.dumps({"type": "session.update", "session": {"agent_id": "agent_2"}}))
+        == []
+    )
+    assert other.data_to_send()[0]["code"] == "agent_not_found" and other.close_code == 1008
+
+
+def test_the_sdk_token_form_posts_json(server) -> None:
+    status, body = call_json(server, "POST", "/v1/tokens", body={"expires_in_seconds": 30})
+    assert status == 200 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
+    assert call_json(server, "POST", "/v1/tokens", body={})[0] == 200  # default 60 s
+    status, body = call_json(server, "POST", "/v1/tokens", body={"expires_in_seconds": 0})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "expires_in_seconds"]
+    assert body["detail"][0]["ctx"] == {"ge": 1}
+    status, body = call_json(server, "POST", "/v1/tokens", body={}, headers={"Authorization": "x"})
+    assert (status, body) == (404, {"detail": "Invalid API key"})

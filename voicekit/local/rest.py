@@ -17,8 +17,10 @@ sees an ordinary request and answers it with a :class:`~websockets.http11.Respon
 request every byte goes straight to websockets: a WebSocket's frames cost one attribute test
 per chunk read, nothing else.
 
-**Answers.** Every non-WebSocket answer is JSON (``Content-Type: application/json``), in
-the shape the hosted service was seen to use (live observations §3, §4):
+**Answers.** Every non-WebSocket answer is JSON (``Content-Type: application/json``; a
+204 has no body), websockets' own refusals included (:func:`json_rejection`; bytes that are
+not HTTP at all get no answer, as before), in the shape the hosted service was seen to use
+(live observations §3, §4):
 
 - ``GET /v1/token``: FastAPI-style, ``422 {"detail": [{type, loc, msg, input[, ctx]}]}``
   for a missing ``Authorization`` header (when the agent has an ``api_key``) or bad query

@@ -259,9 +259,13 @@ class AgentServer:
         )
 
     def _mint(self, request: rest.HttpRequest) -> Response:
+        if request.path != TOKEN_PATH:  # no sub-paths
+            return rest.json_response(404, {"detail": "Not Found"})
         return rest.mint_token(request, self.tokens.mint, self.options.api_key)
 
     def _mint_sdk(self, request: rest.HttpRequest) -> Response:
+        if request.path != rest.TOKENS_PATH:
+            return rest.json_response(404, {"detail": "Not Found"})
         return rest.mint_token_sdk(request, self.tokens.mint, self.options.api_key)
 
     # -- WebSocket side --------------------------------------------------------------------

@@ -432,6 +432,7 @@ def tool_server() -> Iterator[_ToolServer]:
         endpoint.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_an_http_tool_is_called_by_the_agent(server, tool_server, method) -> None:
     port = tool_server.server_address[1]
@@ -471,6 +472,7 @@ def test_an_http_tool_is_called_by_the_agent(server, tool_server, method) -> Non
         assert seen["headers"]["Content-Type"] == "application/json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["http://192.0.2.1/weather", "http://example.com/weather"])
 def test_an_http_tool_off_loopback_is_refused(server, url) -> None:
     record = new_agent(server, tools=[{**WEATHER, "http": {"url": url}}])

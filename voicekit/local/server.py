@@ -15,6 +15,8 @@ Endpoints on one port:
 
 - ``ws://HOST:PORT/v1/ws`` — the Voice Agent protocol.
 - ``GET /v1/token?expires_in_seconds=N`` — mints a single-use temporary token (§2.2).
+- ``GET /v1/sessions``, ``GET /v1/sessions/{id}`` and the pre-signed artifact URLs — the
+  session history (:mod:`voicekit.local.history`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from websockets.http11 import Request, Response
 from voicekit._aio import cancel_other_tasks
 from voicekit._secrets import MaskedLogger
 from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.local import history
 from voicekit.local.behaviour import Behaviour
 from voicekit.speech.asr_pool import AsrPool
 
@@ -193,6 +196,7 @@ class AgentServer:
         self.started = time.monotonic()
         self.asr_pool: AsrPool | None = None
         self.vads = VadPool()
+        self.history = history.HistoryStore(options.profile)  # sessions served, recorded
         if options.asr_processes and os.name == "posix":
             self.asr_pool = AsrPool(options.asr_processes)
 
@@ -217,6 +221,10 @@ class AgentServer:
         path = urllib.parse.urlsplit(request.path).path
         if path == TOKEN_PATH:
             return self._mint(request)
+        if history.handles(path):
+            return history.respond(
+                self.history, request, self.options.api_key, connection.local_address
+            )
         if path != WS_PATH:
             return _json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
         if self.options.reject_auth_at_http:
@@ -425,8 +433,15 @@ class LocalAgent:
                 self._loop.close()
         if self.state.asr_pool is not None:
             self.state.asr_pool.close()
+        self.state.history.close()  # its writer thread; the recordings' directory
 
     # -- public hooks for tests and tools (any thread) ----------------------------------------
+    @property
+    def history(self) -> history.HistoryStore:
+        """The session history served at ``GET /v1/sessions`` (read it over HTTP; its
+        ``sign_url`` mints artifact URLs, an expired one for tests)."""
+        return self.state.history
+
     @property
     def is_running(self) -> bool:
         """True from :func:`serve` until :meth:`stop`: the agent's thread and loop are alive."""

@@ -245,6 +245,7 @@ class AgentSession:
         # a drop: stop speaking, keep the conversation for the resume window
         self._cancel_reply("interrupted", notify=False)
         self.detached_at = time.monotonic()
+        self.server.history.detached(self.recorder)  # a drop ends the recording here
 
     def _resume_lookup(self, session_id: str) -> dict[str, Any] | str:
         """ServerProtocol's resume hook: the held session's state, or an error code."""

@@ -26,15 +26,16 @@ twin reproduces it:
   sample, after the reply's lead-in silence) is null on tool turns (a turn that made tool
   calls, or answers a ``tool.result``) and on turns with no user commit; ``agent_text`` is
   the reply's whole text (its transcript, or when that was trimmed at a barge-in, every
-  word it sent as a delta), spoken or not; a reply with no client-side
-  cause is labelled ``trigger: "greeting"``, as the hosted service labelled an HTTP tool's
-  answer. ``user_confidence`` is null (the recogniser reports none). A tool call's
-  ``timed_out`` says no ``tool.result`` came within the tool's ``timeout_seconds``;
-  ``parallel_call_id`` is the first call's id when one turn made several calls, else null.
-- **Store** (:class:`HistoryStore`): the finished sessions of one agent, in memory, newest
-  first; sessions still running are listed with ``status: "active"``, no artifacts and
-  ``ended_at`` null. A dropped session stays active until its resume window closes, then
-  ends with ``reason: "participant_disconnected"``. Artifacts are ready
+  word it sent as a delta), spoken or not; a reply with no client-side cause is labelled
+  ``trigger: "greeting"``, as the hosted service labelled an HTTP tool's answer.
+  ``user_confidence`` is null (the recogniser reports none). A tool call's ``timed_out``
+  says no ``tool.result`` came within the tool's ``timeout_seconds``; ``parallel_call_id``
+  is the first call's id when one turn made several calls, else null.
+- **Store** (:class:`HistoryStore`): the finished sessions of one agent (the newest
+  ``MAX_SESSIONS``), in memory, newest first; sessions still running are listed with
+  ``status: "active"``, no artifacts and ``ended_at`` null. A dropped session stays active
+  until its resume window closes, then ends with ``reason: "participant_disconnected"``,
+  its recording and duration cut at the drop. Artifacts are ready
   ``ARTIFACT_DELAY_S[profile]`` after the end (hosted ~6.7 s, as observed; fast at once).
 - **REST** (:func:`respond`): ``GET /v1/sessions?limit=N[&cursor=C]`` pages newest first;
   ``response_metadata.next_cursor`` is an opaque string to pass back as ``cursor=`` (or
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -115,6 +117,7 @@ SEGMENT_S = 8.0  # metadata.uploaded_chunks counts segments of this length (live
 AUDIBLE = 104  # -50 dBFS: the first sample above it is the reply's first audible one
 DEFAULT_TOOL_TIMEOUT_S = 120.0
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_SESSIONS = 1000  # finished sessions kept per agent; older ones are forgotten
 SESSIONS_PATH = "/v1/sessions"
 ARTIFACTS_PATH = "/v1/artifacts/"
 ARTIFACT_TYPES = {
@@ -485,6 +488,7 @@ class Recorder:
         self.timeline = _Timeline(config)
         self.seq = 0
         self._failed = False
+        self.detached_at: float | None = None  # elapsed() of a drop, until the next event
 
     def elapsed(self) -> float:
         """Seconds since the session started."""
@@ -492,6 +496,7 @@ class Recorder:
 
     def __call__(self, item: Event | Action) -> None:
         """The observer: never raises (a recorder failure must not touch the session)."""
+        self.detached_at = None  # a resumed session goes on
         if self._failed:
             return
         try:
@@ -520,8 +525,9 @@ class Recorder:
         self.audio.tick(now)
 
     def close(self) -> SessionRecord:
-        """End the recording now: the record, whose audio is complete once ``closed`` is."""
-        now = self.elapsed()
+        """End the recording now (or at the drop that ended it): the record, whose audio is
+        complete once ``closed`` is."""
+        now = self.elapsed() if self.detached_at is None else self.detached_at
         self.audio.flush(self.audio.base + self.audio.used())
         end = max(self.audio.base, round(now * RATE))
         self.audio.flush(end)
@@ -651,6 +657,15 @@ class HistoryStore:
             log.exception("voicekit.local: session %s not recorded", recorder.session_id)
             return
         self.finished[record.session_id] = record
+        while len(self.finished) > MAX_SESSIONS:  # the oldest go, recordings included
+            oldest = min(self.finished.values(), key=lambda r: r.seq)
+            del self.finished[oldest.session_id]
+            oldest.closed.add_done_callback(_remover(oldest.path))
+
+    def detached(self, recorder: Recorder | None) -> None:
+        """The session's socket dropped: unless it resumes, its recording ends here."""
+        if recorder is not None:
+            recorder.detached_at = recorder.elapsed()
 
     def close(self) -> None:
         """Stop the writer thread and remove the recordings (agent stop; any thread)."""
@@ -804,6 +819,14 @@ class HistoryStore:
                 return _error(404, "no_such_key", "The specified key does not exist")
         body = record.timeline if kind == "timeline" else record.metadata
         return 200, "application/json", json.dumps(body).encode()
+
+
+def _remover(path: str) -> Callable[[Any], None]:
+    def remove(_: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+    return remove
 
 
 def _encode_cursor(seq: int) -> str:

@@ -68,13 +68,13 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 
 from voicekit.audio.pcm import decode_from_wire
 from voicekit.protocol.config import SessionConfig, diff
@@ -476,7 +476,8 @@ class Recorder:
     def __init__(self, store: HistoryStore, session_id: str, config: SessionConfig) -> None:
         self.store = store
         self.session_id = session_id
-        self.agent_id: str | None = getattr(config, "agent_id", None)  # stored agents
+        # the stored agent it is bound to (HistoryStore.record also reads proto.agent_id)
+        self.agent_id: str | None = getattr(config, "agent_id", None)
         self.config_echo = config_echo(config, session_id)
         self.input_encoding = config.input_format.encoding
         self.output_encoding = config.output_format.encoding
@@ -640,6 +641,7 @@ class HistoryStore:
     def record(self, proto: Any, session_id: str, config: SessionConfig) -> Recorder:
         """Start recording a session that is ready: ``proto.observer`` becomes its recorder."""
         recorder = Recorder(self, session_id, config)
+        recorder.agent_id = getattr(proto, "agent_id", None) or recorder.agent_id
         self._seq += 1
         recorder.seq = self._seq
         self.active[session_id] = recorder
@@ -858,11 +860,11 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return _response(status, "application/json", json.dumps(body).encode())
 
 
-def _rest_auth_error(request: Request, api_key: str | None) -> Response | None:
+def _rest_auth_error(headers: Headers, api_key: str | None) -> Response | None:
     """None when the request may read the history (the WebSocket's rule, keys only)."""
     if api_key is None:
         return None
-    values = request.headers.get_all("Authorization")
+    values = headers.get_all("Authorization")
     credential = values[0].strip() if values else ""
     scheme, _, rest = credential.partition(" ")
     if scheme.lower() == "bearer":
@@ -886,9 +888,9 @@ def _rest_auth_error(request: Request, api_key: str | None) -> Response | None:
     return _json(404, {"detail": "Invalid API key"})
 
 
-def _ranged(request: Request, status: int, body: bytes) -> tuple[int, bytes, list[Any]]:
+def _ranged(headers: Headers, status: int, body: bytes) -> tuple[int, bytes, list[Any]]:
     """Honour a single ``Range: bytes=a-b`` (as the hosted URLs answered 206)."""
-    values = request.headers.get_all("Range")
+    values = headers.get_all("Range")
     if status != 200 or not values or not values[0].startswith("bytes="):
         return status, body, []
     first, _, last = values[0][6:].partition("-")
@@ -911,7 +913,13 @@ def handles(path: str) -> bool:
 
 
 def respond(
-    store: HistoryStore, request: Request, api_key: str | None, local: Any = None
+    store: HistoryStore,
+    path: str,
+    query: Mapping[str, list[str]],
+    headers: Headers,
+    api_key: str | None,
+    local: Any = None,
+    method: str = "GET",
 ) -> Response:
     """Answer a history request (a path :func:`handles`): list, detail or artifact.
 
@@ -919,16 +927,21 @@ def respond(
     ----------
     store : HistoryStore
         The agent's history.
-    request : Request
-        The HTTP request (a GET with no body, as websockets' ``process_request`` sees it).
+    path : str
+        The request path, without its query.
+    query : mapping of str to list of str
+        The parsed query (``urllib.parse.parse_qs``).
+    headers : Headers
+        The request headers (``Authorization``, ``Host``, ``Range``).
     api_key : str or None
         The agent's key (``AgentOptions.api_key``): the ``/v1/sessions`` routes need it.
     local : tuple, optional
         The socket's local address, for artifact URLs when the request has no Host header.
+    method : str
+        The request method: only ``GET`` is served (405 otherwise).
     """
-    split = urllib.parse.urlsplit(request.path)
-    query = urllib.parse.parse_qs(split.query)
-    path = split.path
+    if method.upper() != "GET":
+        return _json(405, {"error": f"{method} is not allowed; the session history is read-only"})
     if path.startswith(ARTIFACTS_PATH):
         parts = [urllib.parse.unquote(p) for p in path[len(ARTIFACTS_PATH) :].split("/")]
         if len(parts) != 2:
@@ -938,9 +951,9 @@ def respond(
         status, content_type, body = store.artifact(
             parts[0], parts[1], query.get("expires", [None])[0], query.get("signature", [None])[0]
         )
-        status, body, extra = _ranged(request, status, body)
+        status, body, extra = _ranged(headers, status, body)
         return _response(status, content_type, body, [("Accept-Ranges", "bytes"), *extra])
-    denied = _rest_auth_error(request, api_key)
+    denied = _rest_auth_error(headers, api_key)
     if denied is not None:
         return denied
     if path.rstrip("/") == SESSIONS_PATH:
@@ -968,7 +981,7 @@ def respond(
         except ValueError as exc:
             return _json(400, {"code": "invalid_cursor", "message": str(exc)})
     session_id = urllib.parse.unquote(path[len(SESSIONS_PATH) + 1 :].rstrip("/"))
-    host = request.headers.get_all("Host")
+    host = headers.get_all("Host")
     if host:
         base = f"http://{host[0]}"
     elif local:

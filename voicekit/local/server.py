@@ -222,9 +222,11 @@ class AgentServer:
         if path == TOKEN_PATH:
             return self._mint(request)
         if history.handles(path):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
             return history.respond(
-                self.history, request, self.options.api_key, connection.local_address
-            )
+                self.history, path, query, request.headers, self.options.api_key,
+                connection.local_address,
+            )  # fmt: skip
         if path != WS_PATH:
             return _json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
         if self.options.reject_auth_at_http:

@@ -423,3 +423,172 @@ def test_hosted_profile_delays_artifacts_and_rest_needs_the_key() -> None:
         assert (directory / f"{sid}.ogg").exists()
     assert not directory.exists()  # the recordings go with the agent
     assert _writer_threads() == writers  # the hosted agent's writer thread has ended
+
+
+# -- the recorder driven through a ServerProtocol, on an injected clock (no sockets) ---------
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def frame(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields})
+
+
+def pcm_b64(samples: np.ndarray) -> str:
+    return base64.b64encode(samples.astype("<i2").tobytes()).decode()
+
+
+def tone(seconds: float) -> np.ndarray:
+    n = int(seconds * RATE)
+    return (3000 * np.sin(np.arange(n) * 2 * np.pi * 440 / RATE)).astype(np.int16)
+
+
+def test_recorder_timeline_through_the_protocol(tmp_path) -> None:
+    from voicekit.local.history import HistoryStore
+    from voicekit.protocol.server import ServerProtocol, SessionStarted
+
+    clock = Clock()
+    store = HistoryStore("fast", monotonic=clock)
+    proto = ServerProtocol(monotonic=clock)
+    tool = {"type": "function", "name": "lookup", "description": "x", "timeout_seconds": 5}
+    (started,) = proto.receive(frame("session.update", session={"greeting": "Hi", "tools": [tool]}))
+    assert isinstance(started, SessionStarted)
+    recorder = store.record(proto, started.session_id, started.config)
+    try:
+
+        def at(t: float) -> ServerProtocol:
+            clock.t = t
+            return proto
+
+        def speak(t: float, reply_id: str, seconds: float, lead: float = 0.25) -> None:
+            at(t).reply_audio(reply_id, np.zeros(int(lead * RATE), np.int16).tobytes())
+            at(t + lead).reply_audio(reply_id, tone(seconds).tobytes())
+
+        greeting, _ = at(0.0).reply_started()
+        speak(0.0, greeting, 0.5)
+        at(1.0).agent_final(greeting, "m", "Hi", interrupted=False)
+        proto.reply_done(greeting)
+        for k in range(20):  # 1 s of user speech from t=1.5, 50 ms frames on time
+            at(1.55 + 0.05 * k).receive(frame("input.audio", audio=pcm_b64(tone(0.05))))
+        at(1.7).speech_started()
+        at(3.1).speech_stopped()  # the commit, 0.6 s after the acoustic end
+        proto.user_final("msg_u1", "look up my order")
+        asked, _ = proto.reply_started()
+        speak(3.1, asked, 0.4)
+        for word in ("Let", "me", "check"):
+            proto.agent_delta(asked, "m", word, 0, 10)
+        call_id = proto.new_call_id()
+        at(4.0).tool_call_event({"call_id": call_id, "name": "lookup", "arguments": {"n": 1}})
+        proto.agent_final(asked, "m", "Let me check", interrupted=False)
+        proto.reply_done(asked)
+        at(6.5).receive(frame("tool.result", call_id=call_id, result='{"ok": true}'))
+        answer, _ = proto.reply_started()
+        speak(6.5, answer, 0.4)
+        for word in ("It", "is", "on", "its", "way"):
+            proto.agent_delta(answer, "m", word, 0, 10)
+        at(7.0).speech_started()  # barge-in
+        at(7.2).agent_final(answer, "m", "It", interrupted=True)
+        proto.reply_done(answer, "interrupted")
+        at(8.0).receive(frame("reply.create", instructions="say bye"))
+        bye, _ = proto.reply_started()
+        at(8.5).reply_done(bye)
+        at(9.0).receive(frame("session.update", session={"system_prompt": "new"}))
+        at(10.0).receive(frame("session.end"))
+        store.finish(recorder)
+        record = store.finished[started.session_id]
+        record.closed.result(10)
+        turns = record.timeline["turns"]
+        assert [t["trigger"] for t in turns] == [
+            "greeting",
+            "user_speech",
+            "tool_result",
+            "reply_create",
+        ]
+        assert [t["status"] for t in turns] == [
+            "completed",
+            "completed",
+            "interrupted",
+            "completed",
+        ]
+        assert turns[0]["agent_reply_started_at_ms"] == 0
+        assert turns[0]["agent_reply_ended_at_ms"] == 1000
+        user = turns[1]
+        assert user["user_transcript"] == "look up my order"
+        assert (user["user_speech_started_at_ms"], user["user_speech_ended_at_ms"]) == (1700, 3100)
+        assert user["time_to_first_audio_ms"] is None  # a tool turn
+        assert user["agent_text"] == "Let me check"
+        (call,) = user["tool_calls"]
+        assert call == {
+            "call_id": call_id,
+            "name": "lookup",
+            "arguments": {"n": 1},
+            "result": '{"ok": true}',
+            "dispatched_at_ms": 4000,
+            "result_received_at_ms": 6500,
+            "duration_ms": 2500,
+            "is_error": False,
+            "timed_out": False,
+            "parallel_call_id": None,
+        }
+        cut = turns[2]
+        assert cut["interrupted_at_ms"] == 7200 and cut["agent_reply_ended_at_ms"] == 7200
+        assert cut["agent_text"] == "It is on its way"  # unspoken words included
+        assert cut["time_to_first_audio_ms"] is None
+        assert turns[3]["requested_instructions"] == "say bye"
+        assert record.timeline["config_changes"] == [
+            {"at_ms": 9000, "changes": {"system_prompt": "new"}}
+        ]
+        assert record.timeline["ended"] == {
+            "reason": "user_initiated",
+            "public_reason": "client_end",
+            "duration_seconds": 10.0,
+        }
+        audio, rate = sf.read(record.path, dtype="int16", always_2d=True)
+        assert rate == RATE and len(audio) / RATE == pytest.approx(10.0, abs=0.05)
+        # the user where its samples arrived (the frame ending at 1.55 s started at 1.5 s)
+        assert onset(audio[:, 0]) == pytest.approx(1.5, abs=0.02)
+        assert mean_abs(audio[:, 0], 1.55, 2.45) > 1000 and mean_abs(audio[:, 0], 2.6, 10) < 30
+        # the agent where its chunks were sent: each reply after its 0.25 s lead-in
+        for t in (0.0, 3.1, 6.5):
+            assert onset(audio[:, 1], int(t * RATE)) == pytest.approx(t + 0.25, abs=0.02)
+        assert mean_abs(audio[:, 1], 1.0, 3.3) < 30
+    finally:
+        store.close()
+    assert not Path(store.directory).exists()
+
+
+def test_a_drop_ends_the_recording_there_and_a_paused_stream_keeps_its_gap() -> None:
+    from voicekit.local.history import HistoryStore
+    from voicekit.protocol.server import ServerProtocol
+
+    clock = Clock()
+    store = HistoryStore("hosted", monotonic=clock)
+    proto = ServerProtocol(monotonic=clock)
+    (started,) = proto.receive(frame("session.update", session={}))
+    recorder = store.record(proto, started.session_id, started.config)
+    try:
+        for t0 in (0.0, 4.0):  # 0.5 s of audio, a 3.5 s pause in the stream, 0.5 s more
+            for k in range(10):
+                clock.t = t0 + 0.05 * (k + 1)
+                proto.receive(frame("input.audio", audio=pcm_b64(tone(0.05))))
+        clock.t = 5.0
+        store.detached(recorder)  # the socket dropped
+        clock.t = 35.0  # the resume window closed
+        store.finish(recorder)
+        record = store.finished[started.session_id]
+        assert record.timeline["ended"]["reason"] == "participant_disconnected"
+        assert record.timeline["ended"]["duration_seconds"] == 5.0
+        assert not store.detail(started.session_id, "http://h")["artifacts"]  # hosted: later
+        clock.t = 35.0 + 6.8
+        assert len(store.detail(started.session_id, "http://h")["artifacts"]) == 3
+        audio, _ = sf.read(record.path, dtype="int16", always_2d=True)
+        assert len(audio) / RATE == pytest.approx(5.0, abs=0.05)
+        assert mean_abs(audio[:, 0], 0.05, 0.45) > 1000
+        assert mean_abs(audio[:, 0], 0.6, 3.9) < 30  # the pause, kept as silence
+        assert onset(audio[:, 0], int(1 * RATE)) == pytest.approx(4.0, abs=0.02)
+    finally:
+        store.close()

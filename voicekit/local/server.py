@@ -369,6 +369,7 @@ class LocalAgent:
             self._thread.join(5.0)
             if self.state.asr_pool is not None:
                 self.state.asr_pool.close()
+            self.state.history.close()
             raise
         self.url = f"ws://{host}:{self.port}{WS_PATH}"
         self.token_url = f"http://{host}:{self.port}{TOKEN_PATH}"

@@ -8,12 +8,13 @@ What the hosted service was seen to keep (live observations, session history) an
 twin reproduces it:
 
 - **Recording**: one Ogg/Opus file per session, 24 kHz stereo, left = user, right = agent,
-  time 0 = ``session.ready``. User audio is placed by the ``input.audio`` samples received
-  (contiguously; a pause in the client's stream longer than ``USER_GAP_S`` is kept as
-  silence), agent audio at the moment each ``reply.audio`` chunk is sent (the agent paces
-  its replies in real time, so send time is play time); silence fills the gaps. Blocks are
-  encoded in a writer thread, into a temporary directory of the agent, removed at
-  ``stop()``: the recording is never held whole in memory.
+  time 0 = ``session.ready``. User audio is placed by the ``input.audio`` samples received:
+  the first where it arrived (less its duration), the rest contiguously after it, except
+  that a pause in the client's stream longer than ``USER_GAP_S`` is kept as silence. Agent
+  audio goes where each ``reply.audio`` chunk is sent (the agent paces its replies in real
+  time, so send time is play time). Silence fills the gaps. Blocks are encoded in a writer
+  thread, into a temporary directory of the agent removed at ``stop()``: the recording is
+  never held whole in memory.
 - **Timeline**: built from the protocol events alone. Every ``*_at_ms`` is milliseconds
   since the session started (``started_at_unix_ms``, the ``session.ready`` moment) on the
   recording's clock, so an analyst indexes the audio with it. One turn per agent reply
@@ -110,7 +111,7 @@ log = logging.getLogger("voicekit.local")
 RATE = 24000
 URL_TTL_S = 3600  # pre-signed URLs, as observed
 ARTIFACT_DELAY_S = {"hosted": 6.7, "fast": 0.0}  # live: present ~6.7 s after session.end
-USER_GAP_S = 1.0  # input arriving this much later than its place is placed at its arrival
+USER_GAP_S = 0.5  # input arriving this much later than its place is placed at its arrival
 HOLD_S = 2.0  # the recording is final this long behind now (later input may still land)
 BLOCK_S = 0.5  # encode at least this much at a time
 SEGMENT_S = 8.0  # metadata.uploaded_chunks counts segments of this length (live: 5 for 35 s)
@@ -215,6 +216,7 @@ class _Stereo:
         self.base = 0
         self.buf = np.zeros((0, 2), np.int16)
         self.cursor = [0, 0]
+        self._user_started = False
 
     def _place(self, channel: int, samples: NDArray[np.int16], pos: int) -> int:
         pos = max(pos, self.base)
@@ -232,7 +234,10 @@ class _Stereo:
         """Place received user audio (arrived at ``now`` s); returns its first sample."""
         arrived = round(now * RATE) - len(samples)  # where it would start, sent in real time
         cursor = self.cursor[0]
-        return self._place(0, samples, arrived if arrived > cursor + USER_GAP_S * RATE else cursor)
+        if self._user_started and arrived <= cursor + USER_GAP_S * RATE:
+            return self._place(0, samples, cursor)  # the stream goes on: contiguous
+        self._user_started = True  # the first audio, or audio after a pause in the stream
+        return self._place(0, samples, max(0, arrived))
 
     def agent(self, samples: NDArray[np.int16], now: float) -> int:
         """Place agent audio sent at ``now`` s; returns its first sample."""

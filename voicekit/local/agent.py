@@ -172,6 +172,7 @@ class AgentSession:
         self._send_lock = asyncio.Lock()
         self._held_audio: list[NDArray[np.int16]] = []  # audio before the pipeline was built
         self.delegate: AgentSession | None = None
+        self.recorder: Any = None  # voicekit.local.history.Recorder, from session.ready
 
     # -- socket loop ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -245,6 +246,7 @@ class AgentSession:
         # a drop: stop speaking, keep the conversation for the resume window
         self._cancel_reply("interrupted", notify=False)
         self.detached_at = time.monotonic()
+        self.server.history.detached(self.recorder)  # a drop ends the recording here
 
     def _resume_lookup(self, session_id: str) -> dict[str, Any] | str:
         """ServerProtocol's resume hook: the held session's state, or an error code."""
@@ -269,8 +271,10 @@ class AgentSession:
         self.close_pipeline()
 
     def close_pipeline(self) -> None:
-        """Release the recogniser and worker thread. Idempotent."""
+        """Release the recogniser and worker thread; end the recording. Idempotent."""
         self.closed = True
+        if self.recorder is not None:
+            self.server.history.finish(self.recorder)
         for task in self.tasks:
             task.cancel()
         if self.executor is not None:
@@ -315,6 +319,7 @@ class AgentSession:
         self.session_id = session_id
         self.resume_token = resume_token
         self.server.sessions[session_id] = self
+        self.recorder = self.server.history.record(self.proto, session_id, config)
         self.executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"voicekit-agent-{session_id[-6:]}"
         )
@@ -352,6 +357,7 @@ class AgentSession:
         held: AgentSession | None = self.server.sessions.get(session_id)
         if held is None:
             return
+        self.proto.observer = held.proto.observer  # the held session's recorder
         held.ws, held.proto, held.detached_at = self.ws, self.proto, None
         self.delegate = held
 

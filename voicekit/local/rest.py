@@ -244,6 +244,8 @@ class HttpRequest:
         Request headers.
     body : bytes
         The body (empty for none).
+    local_address : tuple or None
+        The socket's local address (for absolute URLs when the request has no Host).
     """
 
     method: str
@@ -251,6 +253,7 @@ class HttpRequest:
     query: dict[str, list[str]]
     headers: Headers
     body: bytes = b""
+    local_address: Any = None
 
     @classmethod
     def of(cls, connection: ServerConnection, request: Request) -> HttpRequest:
@@ -264,6 +267,7 @@ class HttpRequest:
             query=urllib.parse.parse_qs(parts.query, keep_blank_values=True),
             headers=request.headers,
             body=getattr(connection, "http_body", b""),
+            local_address=connection.local_address,
         )
 
     def credential(self) -> str | None:

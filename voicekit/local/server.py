@@ -23,6 +23,8 @@ Endpoints on one port:
 Every non-WebSocket answer is JSON; the HTTP plumbing (requests with bodies on this port)
 and the route handlers are in :mod:`voicekit.local.rest`, the stored agents in
 :mod:`voicekit.local.agents_store`.
+- ``GET /v1/sessions``, ``GET /v1/sessions/{id}`` and the pre-signed artifact URLs — the
+  session history (:mod:`voicekit.local.history`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from websockets.http11 import Request, Response
 from voicekit._aio import cancel_other_tasks
 from voicekit._secrets import MaskedLogger
 from voicekit.errors import ConfigError, VoiceKitError
-from voicekit.local import rest
+from voicekit.local import history, rest
 from voicekit.local.agents_store import AgentStore
 from voicekit.local.behaviour import Behaviour
 from voicekit.protocol.voices import voice_ids
@@ -189,6 +191,7 @@ class AgentServer:
         self.started = time.monotonic()
         self.asr_pool: AsrPool | None = None
         self.vads = VadPool()
+        self.history = history.HistoryStore(options.profile)  # sessions served, recorded
         if options.asr_processes and os.name == "posix":
             self.asr_pool = AsrPool(options.asr_processes)
         era = options.voices
@@ -198,6 +201,8 @@ class AgentServer:
             TOKEN_PATH: self._mint,
             rest.TOKENS_PATH: self._mint_sdk,
             rest.AGENTS_PATH: rest.AgentsRoute(self.agents, options.api_key),
+            history.SESSIONS_PATH: self._history,
+            history.ARTIFACTS_PATH: self._history,
         }
 
     # -- HTTP side ----------------------------------------------------------------------
@@ -240,6 +245,12 @@ class AgentServer:
         if handler is None:
             return rest.json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
         return handler(req)
+
+    def _history(self, req: rest.HttpRequest) -> Response:
+        return history.respond(
+            self.history, req.path, req.query, req.headers, self.options.api_key,
+            req.local_address, method=req.method,
+        )  # fmt: skip
 
     def route(self, path: str) -> rest.Handler | None:
         """The REST handler of a path: its exact entry in ``routes``, or its longest prefix."""
@@ -365,6 +376,7 @@ class LocalAgent:
             self._thread.join(5.0)
             if self.state.asr_pool is not None:
                 self.state.asr_pool.close()
+            self.state.history.close()
             raise
         self.url = f"ws://{host}:{self.port}{WS_PATH}"
         self.token_url = f"http://{host}:{self.port}{TOKEN_PATH}"
@@ -434,8 +446,15 @@ class LocalAgent:
                 self._loop.close()
         if self.state.asr_pool is not None:
             self.state.asr_pool.close()
+        self.state.history.close()  # its writer thread; the recordings' directory
 
     # -- public hooks for tests and tools (any thread) ----------------------------------------
+    @property
+    def history(self) -> history.HistoryStore:
+        """The session history served at ``GET /v1/sessions`` (read it over HTTP; its
+        ``sign_url`` mints artifact URLs, an expired one for tests)."""
+        return self.state.history
+
     @property
     def is_running(self) -> bool:
         """True from :func:`serve` until :meth:`stop`: the agent's thread and loop are alive."""

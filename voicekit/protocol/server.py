@@ -292,6 +292,11 @@ class ServerProtocol:
         Report ``audio_rate_violation`` and drop audio sent faster than real time.
     default_voice : str
         Voice used when the first update names none.
+    observer : callable, optional
+        ``observer(item)``, called with every server event :meth:`send` queues (stamped)
+        and every :class:`Action` :meth:`receive` returns, in order, as it happens (the
+        stand-in agent's session recorder). Passive: it must not raise, block or change
+        the session. Settable later as the attribute ``observer``.
     """
 
     def __init__(
@@ -303,6 +308,7 @@ class ServerProtocol:
         enforce_audio_rate: bool = False,
         default_voice: str = "alba",
         agents: Callable[[str], Mapping[str, Any] | None] | None = None,
+        observer: Callable[[Event | Action], None] | None = None,
     ) -> None:
         self.voices = set(voices) if voices is not None else set(voice_ids())
         self._resume = resume
@@ -312,6 +318,7 @@ class ServerProtocol:
         self.monotonic = monotonic
         self.enforce_audio_rate = enforce_audio_rate
         self.default_voice = default_voice
+        self.observer = observer
         self.state = AWAIT_FIRST
         self.config: SessionConfig | None = None
         self.session_id: str | None = None
@@ -352,6 +359,8 @@ class ServerProtocol:
         """
         event.timestamp = self.clock()
         self._out.append(event.to_dict())
+        if self.observer is not None:
+            self.observer(event)
         return event
 
     def error(
@@ -426,14 +435,20 @@ class ServerProtocol:
         if self.state == AWAIT_FIRST:
             match event:
                 case SessionUpdate(session=session):
-                    return self._first_update(session)
+                    return self._observed(self._first_update(session))
                 case SessionResume(session_id=session_id):
-                    return self._resume_session(session_id)
+                    return self._observed(self._resume_session(session_id))
             self.error(
                 "invalid_format", "The first message must be session.update or session.resume"
             )
             return []
-        return self._ready_event(event)
+        return self._observed(self._ready_event(event))
+
+    def _observed(self, actions: list[Action]) -> list[Action]:
+        if self.observer is not None:
+            for action in actions:
+                self.observer(action)
+        return actions
 
     def _ready_event(self, event: Event) -> list[Action]:
         match event:

@@ -149,6 +149,7 @@ class AgentSession:
         self.proto = ServerProtocol(
             voices=_accepted_voices(self.options.voices),
             resume=self._resume_lookup,
+            agents=server.agents.session_for,  # session.update {"agent_id"} (stored agents)
             enforce_audio_rate=bool(self.options.enforce_audio_rate),
         )
         self.session_id: str | None = None
@@ -576,6 +577,10 @@ class AgentSession:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[str, bool]] = loop.create_future()
         self.tool_waiters[call_id] = waiter
+        if definition.get("http"):  # a stored agent's HTTP tool: the agent calls it itself
+            from voicekit.local import http_tools
+
+            http_tools.start(self, definition, call, waiter)
         if hold:
             self.proto.tool_call_event(call)
             await self._flush()

@@ -14,7 +14,14 @@ session's audio pacing.
 Endpoints on one port:
 
 - ``ws://HOST:PORT/v1/ws`` — the Voice Agent protocol.
-- ``GET /v1/token?expires_in_seconds=N`` — mints a single-use temporary token (§2.2).
+- ``GET /v1/token?expires_in_seconds=N`` — mints a temporary token (§2.2): single use, or
+  reusable inside its window under ``behaviour.reusable_tokens`` (as observed).
+- ``POST /v1/agents``, ``GET /v1/agents``, ``GET|DELETE /v1/agents/{id}`` — stored agents
+  (in memory, per agent), which a session binds to with ``session.update {"agent_id"}``.
+
+Every non-WebSocket answer is JSON; the HTTP plumbing (requests with bodies on this port)
+and the route handlers are in :mod:`voicekit.local.rest`, the stored agents in
+:mod:`voicekit.local.agents_store`.
 """
 
 from __future__ import annotations
@@ -23,8 +30,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
-import http
-import json
 import logging
 import os
 import secrets
@@ -36,13 +41,15 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from voicekit._aio import cancel_other_tasks
 from voicekit._secrets import MaskedLogger
 from voicekit.errors import ConfigError, VoiceKitError
+from voicekit.local import rest
+from voicekit.local.agents_store import AgentStore
 from voicekit.local.behaviour import Behaviour
+from voicekit.protocol.voices import voice_ids
 from voicekit.speech.asr_pool import AsrPool
 
 __all__ = ["AgentOptions", "LocalAgent", "embedded_agent", "serve"]
@@ -159,27 +166,15 @@ class _Tokens:
         return expiry is not None and expiry > time.monotonic()
 
 
-def _header(request: Request, name: str) -> str | None:
-    """The first value of a header (``headers.get`` raises when a client repeats it)."""
-    values = request.headers.get_all(name)
-    return values[0] if values else None
-
-
 def _credential(request: Request) -> str | None:
     """The credential of an upgrade request: Bearer or raw header, or ``?token=``."""
-    auth = _header(request, "Authorization")
+    auth = rest.first_header(request.headers, "Authorization")
     if auth:
-        scheme, _, rest = auth.partition(" ")
-        return rest.strip() if scheme.lower() == "bearer" and rest else auth.strip()
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value else auth.strip()
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
     tokens = query.get("token")
     return tokens[0] if tokens else None
-
-
-def _json_response(status: int, body: dict[str, Any]) -> Response:
-    data = json.dumps(body).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-    return Response(status, http.HTTPStatus(status).phrase, headers, data)
 
 
 class AgentServer:
@@ -195,6 +190,13 @@ class AgentServer:
         self.vads = VadPool()
         if options.asr_processes and os.name == "posix":
             self.asr_pool = AsrPool(options.asr_processes)
+        era = options.voices
+        self.agents = AgentStore(voice_ids(None if era == "all" else era))
+        # REST routes: exact path or path prefix (``prefix/...``) -> handler(HttpRequest)
+        self.routes: dict[str, rest.Handler] = {
+            TOKEN_PATH: self._mint,
+            rest.AGENTS_PATH: rest.AgentsRoute(self.agents, options.api_key),
+        }
 
     # -- HTTP side ----------------------------------------------------------------------
     def authorized(self, credential: str | None) -> bool:
@@ -213,17 +215,34 @@ class AgentServer:
         return self.tokens.redeem(credential)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Route the HTTP request: token minting, the WebSocket path, 404 elsewhere."""
-        path = urllib.parse.urlsplit(request.path).path
-        if path == TOKEN_PATH:
-            return self._mint(request)
-        if path != WS_PATH:
-            return _json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
-        if self.options.reject_auth_at_http:
-            credential = _credential(request)
-            if not self._peek_authorized(credential):
-                return _json_response(401, {"error": "Authentication failed"})
-        return None
+        """Route the HTTP request: the WebSocket path (None: upgrade), a REST route, or 404.
+
+        ``connection`` is a :class:`voicekit.local.rest.HttpConnection`: the method and
+        body the client sent are on it (websockets itself only parses body-less GETs).
+        """
+        error = getattr(connection, "http_error", None)
+        if error is not None:  # a body refused while it was read (chunked, oversize)
+            return error  # type: ignore[no-any-return]
+        req = rest.HttpRequest.of(connection, request)
+        if req.path == WS_PATH:
+            if req.method != "GET":
+                return rest.json_response(
+                    405, {"error": f"{req.method} is not allowed; open a WebSocket here"}
+                )
+            if self.options.reject_auth_at_http and not self._peek_authorized(_credential(request)):
+                return rest.json_response(401, {"error": "Authentication failed"})
+            return None
+        handler = self.route(req.path)
+        if handler is None:
+            return rest.json_response(404, {"error": f"not found; the agent is at {WS_PATH}"})
+        return handler(req)
+
+    def route(self, path: str) -> rest.Handler | None:
+        """The REST handler of a path: its exact entry in ``routes``, or its longest prefix."""
+        if path in self.routes:
+            return self.routes[path]
+        prefixes = [p for p in self.routes if path.startswith(p.rstrip("/") + "/")]
+        return self.routes[max(prefixes, key=len)] if prefixes else None
 
     def _peek_authorized(self, credential: str | None) -> bool:
         key = self.options.api_key
@@ -235,37 +254,8 @@ class AgentServer:
             or any(s.resume_token == credential for s in self.sessions.values())
         )
 
-    def _mint(self, request: Request) -> Response:
-        key = self.options.api_key
-        credential = _header(request, "Authorization") or ""
-        scheme, _, rest = credential.partition(" ")
-        credential = rest.strip() if scheme.lower() == "bearer" else credential.strip()
-        if key is not None and not (
-            credential and hmac.compare_digest(credential.encode(), key.encode())
-        ):
-            return _json_response(404 if credential else 422, {"detail": "Invalid API key"})
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
-        raw = query.get("expires_in_seconds", [None])[0]
-        try:
-            expires = int(raw) if raw is not None else None
-        except ValueError:
-            expires = None
-        if expires is None or not 1 <= expires <= 600:
-            return _json_response(
-                422,
-                {
-                    "detail": [
-                        {
-                            "type": "value_error",
-                            "loc": ["query", "expires_in_seconds"],
-                            "msg": "expires_in_seconds must be an integer from 1 to 600",
-                        }
-                    ]
-                },
-            )
-        return _json_response(
-            200, {"token": self.tokens.mint(expires), "expires_in_seconds": expires}
-        )
+    def _mint(self, request: rest.HttpRequest) -> Response:
+        return rest.mint_token(request, self.tokens.mint, self.options.api_key)
 
     # -- WebSocket side --------------------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:
@@ -370,6 +360,7 @@ class LocalAgent:
                 host,
                 port,
                 process_request=self.state.process_request,
+                create_connection=rest.HttpConnection,  # REST requests with bodies
                 max_size=MAX_FRAME_BYTES,
                 ping_interval=20,
                 ping_timeout=20,

@@ -113,6 +113,7 @@ class SessionStarted(Action):
     config: SessionConfig
     session_id: str
     resume_token: str
+    agent_id: str | None = None  # the stored agent the session is bound to
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -216,13 +217,30 @@ def config_echo(config: SessionConfig, session_id: str) -> dict[str, Any]:
                 "parameters": t.get("parameters", {}),
                 "timeout_seconds": t.get("timeout_seconds", 120),
                 "execution_mode": t.get("execution_mode", "interactive"),
-                "http": None,
-                "response_instructions": None,
+                "http": _http_echo(t.get("http")),
+                "response_instructions": t.get("response_instructions"),
             }
             for t in config.tools or []
         ],
         "llm": [],
         "pre_connect_requests": [],
+    }
+
+
+def _http_echo(http: Any) -> dict[str, Any] | None:
+    """A server-side HTTP tool's ``http`` as the config echo shows it (§5.1.5): the URL and
+    method, the headers only as opaque stand-ins for the service's encrypted fields (their
+    values never reach a client)."""
+    if not isinstance(http, Mapping):
+        return None
+    headers = http.get("headers") or []
+    hidden = "omitted" if headers else None
+    return {
+        "url": http.get("url"),
+        "method": http.get("http_method", http.get("method", "POST")),
+        "headers_ciphertext": hidden,
+        "headers_encrypted_data_key": hidden,
+        "headers_kms_key_id": hidden,
     }
 
 
@@ -261,6 +279,11 @@ class ServerProtocol:
         ``resume(session_id) -> dict | str``: the held session (a dict with ``config``) or
         an error code (``session_not_found``, ``session_forbidden``, ``session_expired``).
         Without it every resume fails with ``session_not_found``.
+    agents : callable, optional
+        ``agents(agent_id) -> dict | None``: a stored agent as the ``session`` object of an
+        inline first ``session.update`` (``system_prompt``, ``greeting``, ``output``,
+        ``tools``, ...), or None for an unknown id. A first update ``{"agent_id": ...}``
+        alone is then configured from it; without the hook every id is ``agent_not_found``.
     clock : callable
         Epoch seconds for ``timestamp`` fields (injectable for tests).
     monotonic : callable
@@ -279,9 +302,12 @@ class ServerProtocol:
         monotonic: Callable[[], float] = time.monotonic,
         enforce_audio_rate: bool = False,
         default_voice: str = "alba",
+        agents: Callable[[str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.voices = set(voices) if voices is not None else set(voice_ids())
         self._resume = resume
+        self._agents = agents
+        self.agent_id: str | None = None  # the stored agent the session is bound to
         self.clock = clock
         self.monotonic = monotonic
         self.enforce_audio_rate = enforce_audio_rate
@@ -476,6 +502,7 @@ class ServerProtocol:
         if "greeting" in session and session["greeting"] is None:
             self.error("invalid_format", "Invalid message format for type 'session.update'")
             return []
+        agent_id = session.get("agent_id")
         if "agent_id" in session:
             if len(session) > 1:
                 self.error(
@@ -484,9 +511,16 @@ class ServerProtocol:
                     "agent_id",
                     fatal=True,
                 )
-            else:
+                return []
+            stored = (
+                self._agents(agent_id)
+                if self._agents is not None and isinstance(agent_id, str)
+                else None
+            )
+            if stored is None:
                 self.error("agent_not_found", "Agent not found", "agent_id", fatal=True)
-            return []
+                return []
+            session = dict(stored)  # as if sent inline: the same checks and defaults
         if "llm" in session:
             self.error(
                 "invalid_value",
@@ -502,6 +536,7 @@ class ServerProtocol:
         if config.voice is None:
             config = dataclasses.replace(config, voice=self.default_voice)
         self.config = config
+        self.agent_id = agent_id
         self.session_id = "sess_" + _hex(16)
         self.resume_token = "vk_resume_" + _hex(24)
         echo = config_echo(config, self.session_id)
@@ -515,7 +550,7 @@ class ServerProtocol:
             )
         )
         self.state = READY
-        return [SessionStarted(config, self.session_id, self.resume_token)]
+        return [SessionStarted(config, self.session_id, self.resume_token, agent_id)]
 
     def _parse_config(self, session: Mapping[str, Any], fatal: bool) -> SessionConfig | None:
         try:

@@ -270,11 +270,13 @@ class ClientProtocol:
         """What a session bound to a stored agent sends after ``session.ready``: the
         configuration's mutable fields that differ from an agent's own (empty: nothing)."""
         c = self.config
+        td = c.turn_detection
         base = SessionConfig(
             voice=c.voice,
             greeting=c.greeting,
             input_format=c.input_format,
             output_format=c.output_format,
+            turn_detection=td if td is not None and not td.to_dict() else None,  # {}: unset
         )
         return diff(base, c)
 

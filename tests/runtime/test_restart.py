@@ -8,6 +8,7 @@ Live observations: the hosted service answered every ``session.resume`` with
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -23,6 +24,15 @@ def observed_agent() -> vk.local.LocalAgent:
     """A stand-in agent that, like the hosted service, never resumes a session."""
     with vk.local.serve(profile="fast") as agent:  # behaviour "observed"
         yield agent
+
+
+def _held(agent: vk.local.LocalAgent, session_id: str | None, timeout: float = 5.0) -> object:
+    """The agent's record of a session (it registers it just after sending session.ready)."""
+    deadline = time.monotonic() + timeout
+    while session_id not in agent.state.sessions:
+        assert time.monotonic() < deadline, f"the agent never registered {session_id}"
+        time.sleep(0.02)
+    return agent.state.sessions[session_id]
 
 
 def _talk(s: vk.Session, text: str) -> dict:
@@ -82,7 +92,7 @@ def test_a_failed_resume_restarts_with_the_conversation_in_the_system_prompt(
     assert prompt.startswith("You are a helpful agent.\n\nConversation so far:\n")
     lines = prompt.split("Conversation so far:\n", 1)[1].splitlines()
     assert lines[0] == "Agent: Hello there."
-    assert any(ln.startswith("User: ") and "name" in ln for ln in lines), lines
+    assert f"User: {heard['text'].strip()}" in lines  # what the service heard, verbatim
     assert lines[-1].lower().startswith("agent: the parcel is blue")
     epoch = log.of_type("config.epoch")[-1]
     assert epoch["restarted"] is True and epoch["epoch"] == 1
@@ -164,3 +174,49 @@ def test_the_carried_conversation_keeps_the_newest_turns_within_its_cap() -> Non
     huge = carried_prompt(None, [("Agent", "y" * 10 * CARRY_MAX_CHARS)])
     assert huge is not None and len(huge) < CARRY_MAX_CHARS + 40
     json.dumps(huge)  # a plain string, sent as is
+
+
+def test_a_session_bound_to_a_stored_agent_restarts_bound_to_it(observed_agent, tmp_path) -> None:
+    made = vk.agents.create(name="Keeper", system_prompt="You keep notes.", url=observed_agent.url)
+    s = vk.Session(
+        url=observed_agent.url,
+        agent_id=made.id,
+        audio_in="null",
+        audio_out="null",
+        log_dir=tmp_path,
+    )
+    s.start()
+    first_id = s.session_id
+    _talk(s, "the note is green")
+    drop_connection(observed_agent, first_id)
+    wait_for_event(s, "session.restarted", timeout=30)
+    _talk(s, "noted again")
+    log = s.stop()
+    vk.agents.delete(made.id, url=observed_agent.url)
+    updates = [u["session"] for u in log.of_type("session.update", direction="send")]
+    # bound alone both times; the second session gets the stored prompt plus the conversation
+    assert [u for u in updates if "agent_id" in u] == [{"agent_id": made.id}] * 2
+    carried = updates[-1]["system_prompt"]
+    assert carried.startswith("You keep notes.\n\nConversation so far:\n")
+    assert "the note is green" in carried.lower()
+    assert not [e for e in log.of_type("session.error") if e["code"] != "session_not_found"]
+
+
+def test_a_restart_leaks_no_key_or_resume_token(tmp_path) -> None:
+    key = "sk-restart-secret-0a1b2c3d4e"
+    with vk.local.serve(profile="fast", api_key=key) as guarded:
+        s = vk.Session(
+            url=guarded.url, api_key=key, audio_in="null", audio_out="null", log_dir=tmp_path
+        )
+        s.start()
+        tokens = [_held(guarded, s.session_id).resume_token]
+        drop_connection(guarded, s.session_id)
+        wait_for_event(s, "session.restarted", timeout=30)
+        tokens.append(_held(guarded, s.session_id).resume_token)
+        shown = repr(s) + str(s.last_error)
+        log = s.stop()
+    for secret in [key, *tokens]:
+        assert secret and secret not in shown
+        for path in log.path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path

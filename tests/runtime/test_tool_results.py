@@ -109,3 +109,32 @@ def test_a_tool_round_trip_works_with_either_timing(agent, tmp_path, timing: str
     else:
         assert sent["t"] >= preamble_done["t"]
     assert not log.of_type("session.error")
+
+
+def test_transcription_mode_is_an_argument_and_an_update_checked_by_name(agent, tmp_path) -> None:
+    with pytest.raises(vk.ConfigError, match="balanced, min_latency, max_accuracy") as err:
+        vk.Session(url=agent.url, transcription_mode="fastest", audio_in="null")
+    assert err.value.field == "input.transcription_mode"
+    s = vk.Session(
+        url=agent.url,
+        transcription_mode="min_latency",
+        audio_in="null",
+        audio_out="null",
+        log_dir=tmp_path,
+    )
+    s.start()
+    try:
+        with pytest.raises(vk.ConfigError, match="transcription_mode"):
+            s.update(transcription_mode="slow")
+        s.update(transcription_mode="max_accuracy")
+        epoch = wait_for_event(s, "config.epoch", lambda e: e["epoch"] == 1, timeout=5)
+        wait_for_event(s, "session.updated", lambda e: e["t"] >= epoch["t"], timeout=10)
+        held = agent.state.sessions[s.session_id]  # registered by now (after its ready)
+        assert held.config.transcription_mode == "max_accuracy"
+        assert s.config.transcription_mode == "max_accuracy"
+    finally:
+        log = s.stop()
+    sent = [u["session"] for u in log.of_type("session.update", direction="send")]
+    assert sent[0]["input"]["transcription_mode"] == "min_latency"
+    assert sent[1] == {"input": {"transcription_mode": "max_accuracy"}}
+    assert log.of_type("config.epoch")[-1]["patch"] == sent[1]

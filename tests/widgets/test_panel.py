@@ -262,8 +262,16 @@ def test_stored_agents_are_offered_and_the_session_binds_to_the_chosen_one(
     session = panel.start()
     assert session.agent_id == made.id
     panel.transcription_mode.value = "min_latency"  # applied live
-    held = twin.state.sessions[session.session_id]
-    _until(panel, lambda: held.config.transcription_mode == "min_latency", 5)
+    sid = session.session_id
+    _until(
+        panel,
+        lambda: (
+            sid in twin.state.sessions
+            and twin.state.sessions[sid].config.transcription_mode == "min_latency"
+        ),
+        5,
+    )
+    held = twin.state.sessions[sid]
     log = panel.stop()
     sent = log.of_type("session.update", direction="send")
     assert sent[0]["session"] == {"agent_id": made.id}

@@ -175,9 +175,12 @@ class Session:
         the conversation so far carried in its system prompt (the original prompt, then
         ``"Conversation so far:"`` and the ``User:`` / ``Agent:`` transcripts, the newest
         4000 characters; without its greeting, since the conversation goes on); the same
-        log bundle gets a ``session.restarted {old_session_id, new_session_id, reason}``
-        line, the new session's events and a ``config.epoch`` with ``restarted: true``;
-        :attr:`session_id` becomes the new id and :attr:`status` returns to ``"ready"``.
+        log bundle (named after, and with the ``session_id`` of, the first session) gets a
+        ``session.restarted {old_session_id, new_session_id, reason}`` line just before the
+        new ``session.ready``, the new session's events and a ``config.epoch`` with
+        ``restarted: true``; :attr:`session_id` becomes the new id, :attr:`config` the
+        carried one, and :attr:`status` returns to ``"ready"``. A bound session
+        (``agent_id``) binds again, the agent's prompt plus the conversation sent after.
         ``"error"``: the session ends with the server's error (:attr:`last_error`).
     audio_in : "mic", "null", WAV path, ndarray, ScriptedUser or Source
         Where the user's audio comes from.

@@ -92,6 +92,9 @@ class Agent:
     created_at: str | None = None
     updated_at: str | None = None
 
+    def __hash__(self) -> int:  # the tool dicts are not hashable; the id and version are
+        return hash((self.id, self.updated_at))
+
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Agent:
         """An :class:`Agent` from the service's JSON record (or a list summary)."""

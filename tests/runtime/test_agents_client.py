@@ -100,6 +100,7 @@ def test_create_get_list_delete_round_trip(agent, lookup_url) -> None:
     assert made.created_at and made.updated_at
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.name = "x"  # type: ignore[misc]
+    assert len({made, made}) == 1  # hashable, though its tools are dicts
 
     got = vk.agents.get(made.id, url=agent.url)
     assert got == made
@@ -150,6 +151,28 @@ def test_a_service_that_is_not_there_is_a_connection_error_naming_it() -> None:
 
 
 # -- sessions bound to a stored agent ---------------------------------------------------------
+def test_the_protocol_binds_with_agent_id_alone_and_patches_after_ready_not_after_resume() -> None:
+    from voicekit.protocol import ClientProtocol, SessionConfig
+
+    config = SessionConfig(system_prompt="Be brief.", turn_detection=vk.TurnDetection())
+    c = ClientProtocol(config, agent_id="agent_1")
+    c.connect()
+    assert c.data_to_send() == [{"type": "session.update", "session": {"agent_id": "agent_1"}}]
+    c.receive({"type": "session.ready", "session_id": "sess_1", "resume_token": "rt"})
+    # the mutable fields, once ready; an unset turn detection is not sent
+    assert c.data_to_send() == [
+        {"type": "session.update", "session": {"system_prompt": "Be brief."}}
+    ]
+    c.connection_closed(None)
+    c.resume()
+    c.receive({"type": "session.ready", "session_id": "sess_1"})
+    assert [m["type"] for m in c.data_to_send()] == ["session.resume"]  # nothing sent again
+    bare = ClientProtocol(SessionConfig(), agent_id="agent_1")
+    bare.connect()
+    bare.receive({"type": "session.ready", "session_id": "sess_2"})
+    assert [m["session"] for m in bare.data_to_send()] == [{"agent_id": "agent_1"}]
+
+
 def test_a_session_binds_with_agent_id_alone_then_sends_its_mutable_fields(agent, tmp_path) -> None:
     made = vk.agents.create(
         name="Greeter",

@@ -509,14 +509,14 @@ class Session:
             ``greeting``, formats), saying that a restart is needed.
         """
         new, tools = updated_config(self.config, changes)
-        if "system_prompt" in changes:
-            self._prompt_base = changes["system_prompt"]  # what a restart carries on from
         if self._loop is None or self.status != "ready":
             self.config = new  # before start: just the initial config
             if tools is not None:
                 self._tools.tools = tools
-            return
-        asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
+        else:
+            asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
+        if "system_prompt" in changes:  # applied: what a restart carries the conversation on
+            self._prompt_base = changes["system_prompt"]
 
     def say(self, text: str | None = None) -> None:
         """Ask the agent to speak now (``reply.create``), with ``text`` as instructions."""
@@ -668,7 +668,7 @@ class Session:
             case ToolCall(call_id=call_id, name=name, arguments=arguments):
                 if self._current_reply is not None:
                     self._tool_replies.add(self._current_reply)
-                if self.connection is not None:
+                if self.connection is not None and not self._tools.informational(name):
                     self._call_protocol[call_id] = self.connection.protocol
                 self._tools.call(call_id, name, dict(arguments or {}))
             case TranscriptUser(text=text):

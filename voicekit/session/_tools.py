@@ -73,13 +73,17 @@ class ToolRunner:
         self._answer = answer
         self._t0 = t0
 
+    def informational(self, name: str) -> bool:
+        """Whether a call of ``name`` only informs: an agent's ``http`` tool, not ours."""
+        return name in self.server_side and all(t.name != name for t in self.tools)
+
     def call(self, call_id: str, name: str, arguments: dict[str, Any]) -> None:
         """A ``tool.call``: run the tool in a task; an informational call is logged only, an
         unknown tool is answered with an error result."""
-        tool = next((t for t in self.tools if t.name == name), None)
-        if tool is None and name in self.server_side:
+        if self.informational(name):
             self._bus.local("tool.informational", call_id=call_id, name=name)
             return
+        tool = next((t for t in self.tools if t.name == name), None)
         if tool is None:
             ours = ", ".join(t.name for t in self.tools) or "none"
             now = time.monotonic() - self._t0()

@@ -462,6 +462,8 @@ class Connection:
         if config is None:
             return False
         old = self.protocol
+        if old.resume_token:  # still masked wherever it might show up
+            self._tokens_sent.append(old.resume_token)
         reason = f"resume failed: {self.last_error}" if self.last_error else "resume failed"
         self.protocol = ClientProtocol(config, agent_id=old.agent_id, tool_results=old.tool_results)
         self._restarting = (old.session_id, reason)

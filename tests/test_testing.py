@@ -115,7 +115,12 @@ from voicekit.testing import drop_connection, wait_for_event
 
 @pytest.fixture(scope="module")
 def voicekit_agent_options():
-    return {"profile": "fast", "api_key": "sk-test", "asr_processes": 1}
+    return {
+        "profile": "fast",
+        "api_key": "sk-test",
+        "asr_processes": 1,
+        "behaviour": {"resume_fails": False},
+    }
 
 
 def test_a_turn_survives_a_dropped_socket(voicekit_agent, voicekit_session_factory, tmp_path):

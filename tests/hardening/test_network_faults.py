@@ -501,7 +501,9 @@ def test_each_attempt_gets_a_fresh_temporary_token(tmp_path: Path) -> None:
     import urllib.request
 
     with vk.local.serve(
-        profile="fast", api_key="test-key-not-secret", behaviour={"resume_fails": False}
+        profile="fast",
+        api_key="test-key-not-secret",
+        behaviour={"resume_fails": False, "reusable_tokens": False},
     ) as agent:
         proxy = FaultProxy(agent.url)
         minted: list[str] = []

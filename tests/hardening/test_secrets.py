@@ -89,7 +89,9 @@ def test_env_key_url_token_and_resume_token_stay_secret(
     """Sessions that run, resume and fail leave no key or token in logs, reprs or errors."""
     caplog.set_level(logging.DEBUG)  # a notebook user debugging a connection does this
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
-    with vk.local.serve(api_key=KEY, profile="fast") as agent:
+    with vk.local.serve(
+        api_key=KEY, profile="fast", behaviour={"resume_fails": False, "reusable_tokens": False}
+    ) as agent:
         token = _mint(agent)
         secrets = [KEY, token, WRONG_KEY, BAD_TOKEN]
         texts: dict[str, str | bytes] = {}

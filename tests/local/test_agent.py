@@ -164,7 +164,9 @@ def test_errors_on_the_wire(agent) -> None:
 def test_auth_and_temporary_tokens() -> None:
     import voicekit as vk
 
-    with vk.local.serve(api_key="class-secret", profile="fast") as server:
+    with vk.local.serve(
+        api_key="class-secret", profile="fast", behaviour={"reusable_tokens": False}
+    ) as server:
 
         async def main() -> None:
             bad = await RawClient.open(server.url)

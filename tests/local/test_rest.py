@@ -299,6 +299,7 @@ def test_http_plumbing_edges(server) -> None:
     # unknown paths, methods and bad JSON: JSON errors too
     status, body = call_json(server, "GET", "/v2/nothing")
     assert status == 404 and "error" in body
+    assert call_json(server, "GET", "/v1/token/x?expires_in_seconds=5")[0] == 404
     status, body = call_json(server, "PUT", "/v1/agents")
     assert status == 405 and body["code"] == "method_not_allowed"
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
@@ -311,6 +312,9 @@ def test_http_plumbing_edges(server) -> None:
         conn.close()
     status, body = call_json(server, "POST", "/v1/ws", body={})
     assert status == 405
+    status, headers, data = call(server, "GET", "/v1/ws")  # no upgrade: websockets refuses
+    assert status == 426 and headers["Content-Type"] == "application/json"
+    assert "error" in json.loads(data) and headers["Upgrade"] == "websocket"
 
 
 # -- sessions bound to a stored agent -------------------------------------------------------
@@ -428,6 +432,7 @@ def tool_server() -> Iterator[_ToolServer]:
         endpoint.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_an_http_tool_is_called_by_the_agent(server, tool_server, method) -> None:
     port = tool_server.server_address[1]
@@ -467,6 +472,7 @@ def test_an_http_tool_is_called_by_the_agent(server, tool_server, method) -> Non
         assert seen["headers"]["Content-Type"] == "application/json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["http://192.0.2.1/weather", "http://example.com/weather"])
 def test_an_http_tool_off_loopback_is_refused(server, url) -> None:
     record = new_agent(server, tools=[{**WEATHER, "http": {"url": url}}])
@@ -482,3 +488,91 @@ def test_an_http_tool_off_loopback_is_refused(server, url) -> None:
         await c.close()
 
     run(main())
+
+
+def test_the_protocol_binds_through_its_agents_hook() -> None:
+    """The sans-I/O side alone: the hook's session is applied as if sent inline."""
+    from voicekit.protocol.server import ServerProtocol, SessionStarted
+
+    stored = {"system_prompt": "You are Nova", "output": {"voice": "vera"}, "tools": [WEATHER]}
+    proto = ServerProtocol(agents={"agent_1": stored}.get)
+    [started] = proto.receive(
+        json.dumps({"type": "session.update", "session": {"agent_id": "agent_1"}})
+    )
+    assert isinstance(started, SessionStarted) and started.agent_id == "agent_1"
+    assert proto.agent_id == "agent_1" and proto.config is not None
+    assert (proto.config.system_prompt, proto.config.voice) == ("You are Nova", "vera")
+    ready = proto.data_to_send()[-1]
+    assert ready["type"] == "session.ready" and ready["config"]["tools"][0]["name"] == "get_weather"
+    other = ServerProtocol(agents={"agent_1": stored}.get)
+    assert (
+        other.receive(json.dumps({"type": "session.update", "session": {"agent_id": "agent_2"}}))
+        == []
+    )
+    assert other.data_to_send()[0]["code"] == "agent_not_found" and other.close_code == 1008
+
+
+def test_the_sdk_token_form_posts_json(server) -> None:
+    status, body = call_json(server, "POST", "/v1/tokens", body={"expires_in_seconds": 30})
+    assert status == 200 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
+    assert call_json(server, "POST", "/v1/tokens", body={})[0] == 200  # default 60 s
+    status, body = call_json(server, "POST", "/v1/tokens", body={"expires_in_seconds": 0})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "expires_in_seconds"]
+    assert body["detail"][0]["ctx"] == {"ge": 1}
+    status, body = call_json(server, "POST", "/v1/tokens", body={}, headers={"Authorization": "x"})
+    assert (status, body) == (404, {"detail": "Invalid API key"})
+
+
+def test_http_tool_results_for_errors_redirects_and_big_bodies() -> None:
+    """``call_http_tool`` alone, against a loopback endpoint with awkward answers."""
+    from voicekit.local.http_tools import LOOPBACK_ONLY, MAX_RESPONSE_BYTES, call_http_tool
+
+    answers = {
+        "/fail": (500, b'{"error": "boom"}', {}),
+        "/moved": (302, b"", {"Location": "http://192.0.2.1/elsewhere"}),
+        "/big": (200, b"x" * (MAX_RESPONSE_BYTES + 1), {}),
+        "/ok": (200, b"fine", {}),
+    }
+    hold = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/slow":
+                hold.wait(10)
+                return
+            status, data, headers = answers[self.path]
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    endpoint.daemon_threads = True
+    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{endpoint.server_address[1]}"
+    try:
+
+        def get(path: str, timeout: float = 5.0) -> tuple[str, bool]:
+            return call_http_tool({"url": base + path, "http_method": "GET"}, {}, timeout)
+
+        assert get("/ok") == ("fine", False)
+        assert get("/fail") == ('{"error": "boom"}', True)
+        text, is_error = get("/moved")  # never followed: it could leave loopback
+        assert is_error and "302" in text
+        text, is_error = get("/big")
+        assert is_error and str(MAX_RESPONSE_BYTES) in text
+        text, is_error = get("/slow", timeout=1.0)
+        assert is_error and "did not answer within 1 s" in text
+        for url in ("http://10.0.0.1/", "http://[::2]/", "file:///etc/passwd", "http://x:99999/"):
+            assert call_http_tool({"url": url}, {}, 1.0) == (LOOPBACK_ONLY, True)
+    finally:
+        hold.set()
+        endpoint.shutdown()
+        endpoint.server_close()
+        thread.join(5)

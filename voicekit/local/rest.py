@@ -17,14 +17,18 @@ sees an ordinary request and answers it with a :class:`~websockets.http11.Respon
 request every byte goes straight to websockets: a WebSocket's frames cost one attribute test
 per chunk read, nothing else.
 
-**Answers.** Every non-WebSocket answer is JSON (``Content-Type: application/json``), in
-the shape the hosted service was seen to use (live observations §3, §4):
+**Answers.** Every non-WebSocket answer is JSON (``Content-Type: application/json``; a
+204 has no body), websockets' own refusals included (:func:`json_rejection`; bytes that are
+not HTTP at all get no answer, as before), in the shape the hosted service was seen to use
+(live observations §3, §4):
 
 - ``GET /v1/token``: FastAPI-style, ``422 {"detail": [{type, loc, msg, input[, ctx]}]}``
   for a missing ``Authorization`` header (when the agent has an ``api_key``) or bad query
   parameters, ``404 {"detail": "Invalid API key"}`` for a wrong key, else
   ``200 {"token", "expires_in_seconds"}``. ``max_session_duration_seconds`` (60-10800) is
   validated but not enforced, as observed.
+- ``POST /v1/tokens {"expires_in_seconds"}`` (the SDK's form): the same rules and error
+  shapes, ``200 {"token", "expires_at"}``.
 - ``/v1/agents``: errors are ``{"code", "message", "param", "request_id"}``
   (``validation_error`` 422, ``agent_not_found`` 404, ``unauthorized`` 401,
   ``method_not_allowed`` 405, ``invalid_request`` 400/411/413); ``POST`` answers 201 with
@@ -38,6 +42,7 @@ Temporary tokens open sessions only; they do not manage agents.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hmac
 import http
 import json
@@ -58,8 +63,10 @@ __all__ = [
     "HttpConnection",
     "HttpRequest",
     "first_header",
+    "json_rejection",
     "json_response",
     "mint_token",
+    "mint_token_sdk",
 ]
 
 MAX_BODY_BYTES = 1 << 20  # a request body over 1 MB gets 413
@@ -67,6 +74,7 @@ MAX_HEAD_BYTES = 64 << 10  # a longer head goes to websockets as is (which refus
 TOKEN_EXPIRES = (1, 600)  # expires_in_seconds, inclusive (reference §2.2)
 TOKEN_SESSION = (60, 10800)  # max_session_duration_seconds, inclusive; not enforced
 AGENTS_PATH = "/v1/agents"
+TOKENS_PATH = "/v1/tokens"  # the SDK's POST form of /v1/token
 
 Handler = Callable[["HttpRequest"], Response]
 
@@ -85,6 +93,24 @@ def json_response(status: int, body: Any = None) -> Response:
         del headers["Content-Type"]
     headers["Connection"] = "close"  # websockets closes the connection after any answer
     return Response(status, http.HTTPStatus(status).phrase, headers, data)
+
+
+def json_rejection(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    """websockets' ``process_response`` hook: its own plain-text refusals (a GET on the
+    WebSocket path without an upgrade, a failed ``process_request``) as JSON
+    ``{"error": text}``, their status and other headers kept; None leaves a response as is."""
+    if response.status_code == 101 or not (
+        response.headers.get("Content-Type", "").startswith("text/plain")
+    ):
+        return None
+    text = bytes(response.body or b"").decode("utf-8", "replace").strip()
+    answer = json_response(response.status_code, {"error": text})
+    for name, value in response.headers.raw_items():
+        if name.lower() not in ("content-type", "content-length", "connection"):
+            answer.headers[name] = value
+    return answer
 
 
 def _request_id() -> str:
@@ -143,11 +169,17 @@ class HttpConnection(ServerConnection):
         assert buf is not None
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            return bytes(buf) if len(buf) > MAX_HEAD_BYTES else None
+            line_end = buf.find(b"\n")
+            first = buf[:line_end].rstrip(b"\r")
+            if len(buf) > MAX_HEAD_BYTES or (
+                line_end >= 0 and not first.endswith((b" HTTP/1.1", b" HTTP/1.0"))
+            ):
+                return bytes(buf)  # not HTTP, or a head too long: websockets refuses it
+            return None
         lines = bytes(buf[:end]).split(b"\r\n")
-        method, sp, rest = lines[0].partition(b" ")
-        if not sp:
+        if not lines[0].endswith((b" HTTP/1.1", b" HTTP/1.0")):
             return bytes(buf)  # not HTTP: websockets refuses it
+        method, _, rest = lines[0].partition(b" ")
         self.http_method = method.decode("latin-1")
         kept: list[bytes] = []
         lengths: set[bytes] = set()
@@ -273,6 +305,13 @@ def _int_param(
             "msg": "Input should be a valid integer, unable to parse string as an integer",
             "input": raw,
         }
+    return _bounded(value, raw, loc, bounds)
+
+
+def _bounded(
+    value: int, raw: Any, loc: list[Any], bounds: tuple[int, int]
+) -> tuple[int | None, dict[str, Any] | None]:
+    """``value`` within ``bounds``: (value, None), or (None, pydantic's ge/le error item)."""
     low, high = bounds
     if value < low:
         return None, {
@@ -291,6 +330,19 @@ def _int_param(
             "ctx": {"le": high},
         }
     return value, None
+
+
+def _auth_errors(credential: str | None, api_key: str | None) -> list[dict[str, Any]]:
+    if credential is not None or api_key is None:
+        return []
+    return [
+        {
+            "type": "missing",
+            "loc": ["header", "authorization"],
+            "msg": "Field required",
+            "input": None,
+        }
+    ]
 
 
 def mint_token(request: HttpRequest, mint: Callable[[float], str], api_key: str | None) -> Response:
@@ -322,15 +374,7 @@ def mint_token(request: HttpRequest, mint: Callable[[float], str], api_key: str 
     if error:
         errors.append(error)
     credential = request.credential()
-    if credential is None and api_key is not None:
-        errors.append(
-            {
-                "type": "missing",
-                "loc": ["header", "authorization"],
-                "msg": "Field required",
-                "input": None,
-            }
-        )
+    errors += _auth_errors(credential, api_key)
     if errors:
         return json_response(422, {"detail": errors})
     if not key_matches(credential, api_key):
@@ -409,3 +453,61 @@ class AgentsRoute:
         )
         response.headers["Allow"] = allowed
         return response
+
+
+def mint_token_sdk(
+    request: HttpRequest, mint: Callable[[float], str], api_key: str | None
+) -> Response:
+    """``POST /v1/tokens {"expires_in_seconds": N}``: the SDK's form of minting (reference
+    §2.2; never seen live): N 1-600, default 60.
+
+    Returns
+    -------
+    Response
+        200 ``{"token", "expires_at"}`` (ISO-8601 UTC); otherwise as :func:`mint_token`,
+        the body's errors located at ``["body", ...]``.
+    """
+    if request.method != "POST":
+        return json_response(405, {"detail": "Method Not Allowed"})
+    try:
+        body = json.loads(request.body) if request.body.strip() else {}
+    except ValueError as exc:
+        item = {"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}
+        return json_response(422, {"detail": [{**item, "input": {}, "ctx": {"error": str(exc)}}]})
+    errors: list[dict[str, Any]] = []
+    expires: int | None = None
+    if not isinstance(body, dict):
+        errors.append(
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": body,
+            }
+        )
+    else:
+        value = body.get("expires_in_seconds", 60)
+        loc = ["body", "expires_in_seconds"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(
+                {
+                    "type": "int_type",
+                    "loc": loc,
+                    "msg": "Input should be a valid integer",
+                    "input": value,
+                }
+            )
+        else:
+            expires, error = _bounded(value, value, loc, TOKEN_EXPIRES)
+            if error:
+                errors.append(error)
+    credential = request.credential()
+    errors += _auth_errors(credential, api_key)
+    if errors:
+        return json_response(422, {"detail": errors})
+    if not key_matches(credential, api_key):
+        return json_response(404, {"detail": "Invalid API key"})
+    assert expires is not None
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires)
+    stamp = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return json_response(200, {"token": mint(expires), "expires_at": stamp})

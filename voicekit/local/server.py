@@ -15,7 +15,8 @@ Endpoints on one port:
 
 - ``ws://HOST:PORT/v1/ws`` — the Voice Agent protocol.
 - ``GET /v1/token?expires_in_seconds=N`` — mints a temporary token (§2.2): single use, or
-  reusable inside its window under ``behaviour.reusable_tokens`` (as observed).
+  reusable inside its window under ``behaviour.reusable_tokens`` (as observed);
+  ``POST /v1/tokens`` is the SDK's form of it.
 - ``POST /v1/agents``, ``GET /v1/agents``, ``GET|DELETE /v1/agents/{id}`` — stored agents
   (in memory, per agent), which a session binds to with ``session.update {"agent_id"}``.
 
@@ -195,6 +196,7 @@ class AgentServer:
         # REST routes: exact path or path prefix (``prefix/...``) -> handler(HttpRequest)
         self.routes: dict[str, rest.Handler] = {
             TOKEN_PATH: self._mint,
+            rest.TOKENS_PATH: self._mint_sdk,
             rest.AGENTS_PATH: rest.AgentsRoute(self.agents, options.api_key),
         }
 
@@ -219,6 +221,8 @@ class AgentServer:
 
         ``connection`` is a :class:`voicekit.local.rest.HttpConnection`: the method and
         body the client sent are on it (websockets itself only parses body-less GETs).
+        REST routes live in ``self.routes`` (exact path or prefix -> handler), one entry per
+        feature, each answering a :class:`voicekit.local.rest.HttpRequest` with a Response.
         """
         error = getattr(connection, "http_error", None)
         if error is not None:  # a body refused while it was read (chunked, oversize)
@@ -255,7 +259,14 @@ class AgentServer:
         )
 
     def _mint(self, request: rest.HttpRequest) -> Response:
+        if request.path != TOKEN_PATH:  # no sub-paths
+            return rest.json_response(404, {"detail": "Not Found"})
         return rest.mint_token(request, self.tokens.mint, self.options.api_key)
+
+    def _mint_sdk(self, request: rest.HttpRequest) -> Response:
+        if request.path != rest.TOKENS_PATH:
+            return rest.json_response(404, {"detail": "Not Found"})
+        return rest.mint_token_sdk(request, self.tokens.mint, self.options.api_key)
 
     # -- WebSocket side --------------------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:
@@ -328,6 +339,11 @@ class LocalAgent:
         ``ws://127.0.0.1:PORT/v1/ws``: pass it as ``vk.Session(url=...)`` or to any client.
     host, port : str, int
         Where it listens.
+    token_url : str
+        ``http://127.0.0.1:PORT/v1/token``: ``GET`` it with ``?expires_in_seconds=N``.
+    agents_url : str
+        ``http://127.0.0.1:PORT/v1/agents``: the stored agents (``POST``, ``GET``,
+        ``GET|DELETE .../{id}``), kept in memory while the agent runs.
     """
 
     def __init__(self, host: str, port: int, options: AgentOptions) -> None:
@@ -352,6 +368,7 @@ class LocalAgent:
             raise
         self.url = f"ws://{host}:{self.port}{WS_PATH}"
         self.token_url = f"http://{host}:{self.port}{TOKEN_PATH}"
+        self.agents_url = f"http://{host}:{self.port}{rest.AGENTS_PATH}"
 
     async def _start(self, host: str, port: int) -> int:
         try:
@@ -360,6 +377,7 @@ class LocalAgent:
                 host,
                 port,
                 process_request=self.state.process_request,
+                process_response=rest.json_rejection,  # every non-WebSocket answer is JSON
                 create_connection=rest.HttpConnection,  # REST requests with bodies
                 max_size=MAX_FRAME_BYTES,
                 ping_interval=20,

@@ -134,7 +134,7 @@ class _Api:
 
 
 def _http_base(ws_url: str) -> str:
-    """The HTTP origin of a WebSocket URL: ``ws://h:p/v1/ws`` -> ``http://h:p``."""
+    """The HTTP origin of a URL: ``ws://h:p/v1/ws`` -> ``http://h:p`` (http(s) as is)."""
     parts = urllib.parse.urlsplit(ws_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return urllib.parse.urlunsplit((scheme, parts.netloc, "", "", ""))
@@ -185,7 +185,7 @@ def _api(
         running = server._embedded  # the process-wide agent, if one was started
         if running is None or not running.is_running:
             return None
-    return _Api(_http_base(str(embedded_agent().url)), None, float(timeout))
+    return _Api(_http_base(embedded_agent().agents_url), None, float(timeout))
 
 
 def _request(

@@ -253,6 +253,8 @@ def test_stored_agents_are_offered_and_the_session_binds_to_the_chosen_one(
     assert [v for _, v in panel.stored_agent.options] == ["", made.id]
     assert panel.stored_agent.options[0][0] == "inline config"
     assert "Booker" in panel.stored_agent.options[1][0]
+    given = vk.AgentPanel(url=twin.url, agent_id=made.id, audio_in="null", audio_out="null")
+    assert given.stored_agent.value == made.id and given.voice.disabled  # preselected
     panel.stored_agent.value = made.id
     assert panel.voice.disabled and panel.greeting.disabled
     kw = panel.session_kwargs()

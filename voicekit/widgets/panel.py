@@ -658,9 +658,9 @@ class AgentPanel:
                 options.append((f"{wanted} (as given)", wanted))
             else:
                 wanted = INLINE
-        with self.stored_agent.hold_trait_notifications():
-            self.stored_agent.options = options
-            self.stored_agent.value = wanted
+        if list(self.stored_agent.options) != options:
+            self.stored_agent.options = options  # (selects the first one for a moment)
+        self.stored_agent.value = wanted
         self.stored_agent.layout.display = "" if len(options) > 1 else "none"
         if not note and len(options) == 1 and start:
             note = "no stored agents on this backend (vk.agents.create(...) makes one)"

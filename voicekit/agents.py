@@ -415,10 +415,12 @@ def list(  # vk.agents.list() is the fixed public name (builtins.list inside)
     """The stored agents (``GET /v1/agents``), oldest first, every page.
 
     The service lists summaries: each :class:`Agent` has ``id``, ``name`` and the times;
-    :func:`get` reads one whole. Parameters and errors as for :func:`create`; with
-    ``start=False`` an embedded stand-in agent that is not running is not started for the
-    question (it has no stored agents): the answer is ``[]`` (for views that list on
-    display, such as ``vk.AgentPanel``).
+    :func:`get` reads one whole. Further pages (``has_more``) are asked for with
+    ``?cursor=<next_cursor>``, an assumption: live observations only ever saw one page.
+
+    Parameters and errors as for :func:`create`; with ``start=False`` an embedded stand-in
+    agent that is not running is not started for the question (it has no stored agents):
+    the answer is ``[]`` (for views that list on display, such as ``vk.AgentPanel``).
     """
     api = _api(backend, url, api_key, timeout, start=start)
     return [] if api is None else _list(api)

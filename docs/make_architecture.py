@@ -20,8 +20,8 @@ STACK = [
     ("analysis", "analysis/", "pure functions over logs: DataFrames, numbers, figures"),
     (
         "runtime",
-        "session/  scripted.py  sweep.py  tools.py",
-        "the background client; scripted users; sweeps",
+        "session/  scripted.py  sweep.py  tools.py  agents.py",
+        "the background client; scripted users; sweeps; stored agents",
     ),
     ("speech", "speech/", "VAD, recogniser, synthesis (engines, no protocol)"),
     ("format", "logformat/", "the voicekit-log/1 writer and reader"),

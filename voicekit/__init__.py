@@ -30,7 +30,7 @@ from voicekit.errors import (
 from voicekit.sweep import sweep
 
 if TYPE_CHECKING:
-    from voicekit import local
+    from voicekit import agents, local
     from voicekit.analysis import (
         echo_check,
         load_logs,
@@ -79,6 +79,7 @@ __all__ = [
     "TurnDetection",
     "VoiceKitError",
     "__version__",
+    "agents",
     "as_tool",
     "echo_check",
     "list_devices",
@@ -112,6 +113,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Source": ("voicekit.audio.sources", "Source"),
     "Tool": ("voicekit.tools", "Tool"),
     "TurnDetection": ("voicekit.protocol.config", "TurnDetection"),
+    "agents": ("voicekit.agents", None),
     "as_tool": ("voicekit.tools", "as_tool"),
     "echo_check": ("voicekit.analysis.metrics", "echo_check"),
     "list_devices": ("voicekit.audio.devices", "list_devices"),

@@ -61,7 +61,13 @@ def test_a_drop_at_a_random_moment_is_resumed_and_the_log_stays_continuous(
 def test_a_resume_that_cannot_work_ends_in_error_with_the_log_closed(tmp_path) -> None:
     agent = vk.local.serve(profile="fast", behaviour={"resume_fails": False})
     port = int(agent.url.split(":")[2].split("/")[0])
-    s = vk.Session(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    s = vk.Session(
+        url=agent.url,
+        on_resume_failure="error",  # "restart" (the default) would start over: test_restart
+        audio_in="null",
+        audio_out="null",
+        log_dir=tmp_path,
+    )
     s.start()
     agent.stop()  # the agent is gone, and with it the session...
     with vk.local.serve(

@@ -137,8 +137,8 @@ class Recorder:
         self.lines.append(line)
 
 
-def _samples(n: int) -> np.ndarray:
-    return np.ones(n, np.int16)
+def _samples(n: int, level: int = 1000) -> np.ndarray:
+    return np.full(n, level, np.int16)
 
 
 def test_a_reply_played_to_its_end_stops_as_completed_with_every_sample_counted() -> None:
@@ -162,6 +162,24 @@ def test_a_reply_played_to_its_end_stops_as_completed_with_every_sample_counted(
         "completed",
         4800,
     )
+
+
+def test_a_completed_reply_that_was_all_silence_is_flagged_and_only_that_one() -> None:
+    playback, _clock, _bus, lines = _playback()
+    playback.attach()
+    playback.audio("quiet", _samples(12000, level=99))  # just below AUDIBLE: half a second
+    playback.audio("quiet", np.full(12000, -99, np.int16))
+    playback.done("quiet", "completed")
+    playback.done("empty", "completed", tool_call=True)  # no audio at all (a tool pre-amble)
+    playback.audio("spoken", np.concatenate([_samples(2400, 0), _samples(1, -100)]))
+    playback.done("spoken", "completed")  # one audible sample is enough
+    playback.audio("cut", _samples(2400, 0))
+    playback.done("cut", "interrupted")  # cut before it spoke: a barge-in, not a silent reply
+    silent = {ln["reply_id"]: ln for ln in lines if ln.type == "reply.silent"}
+    assert sorted(silent) == ["empty", "quiet"]
+    assert (silent["quiet"]["duration"], silent["quiet"]["samples"]) == (1.0, 24000)
+    assert silent["quiet"]["tool_call"] is False
+    assert (silent["empty"]["duration"], silent["empty"]["tool_call"]) == (0.0, True)
 
 
 def test_a_barge_in_flushes_counts_what_was_heard_and_drops_late_audio() -> None:
@@ -211,7 +229,9 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def test_the_tool_runner_answers_its_tools_and_never_a_call_that_is_not_its_own() -> None:
+def test_the_tool_runner_answers_its_tools_errs_on_unknown_ones_and_never_answers_http_ones() -> (
+    None
+):
     bus = Bus(Clock())
     answers: list[tuple[str, str, bool]] = []
     lines = _lines(bus)
@@ -225,16 +245,24 @@ def test_the_tool_runner_answers_its_tools_and_never_a_call_that_is_not_its_own(
         runner = ToolRunner(
             [vk.as_tool(get_weather)], bus, spawn, lambda *a: answers.append(a), lambda: 0.0
         )
+        runner.server_side = frozenset({"transfer_call"})  # the agent's http tool
         runner.call("c1", "get_weather", {"city": "Paris"})
         runner.call("c2", "transfer_call", {})  # a server-side tool's informational call
+        runner.call("c3", "book_table", {})  # nobody's tool
         await asyncio.gather(*tasks)
 
     asyncio.run(run())
     bus.close()
-    assert answers == [("c1", "sunny in Paris", False)]
+    assert [a[0] for a in answers] == ["c3", "c1"]  # c3 at once, c1 when its thread returned
+    assert answers[1] == ("c1", "sunny in Paris", False)
+    assert answers[0][2] is True and "unknown tool 'book_table'" in answers[0][1]
+    assert "get_weather" in answers[0][1]  # the error names the tools there are
     execs = {ln["call_id"]: ln for ln in lines if ln.type == "tool.exec"}
     assert execs["c1"]["ok"] is True and execs["c1"]["end"] >= execs["c1"]["start"]
-    assert execs["c2"]["skipped"] is True and execs["c2"]["ok"] is False
+    assert execs["c3"]["ok"] is False and execs["c3"]["unknown"] is True
+    assert "c2" not in execs
+    info = [ln for ln in lines if ln.type == "tool.informational"]
+    assert [(ln["call_id"], ln["name"]) for ln in info] == [("c2", "transfer_call")]
 
 
 # -- the pacer ----------------------------------------------------------------------------------

@@ -236,3 +236,101 @@ def test_browser_audio_is_an_audio_choice_shown_in_the_panel() -> None:
     panel = vk.AgentPanel(audio_in=mine, audio_out=mine)
     assert (panel.audio_input.value, panel.audio_output.value) == ("browser", "browser")
     assert panel.browser_box.children == (mine,)
+
+
+# -- stored agents, transcription mode, silent replies, restarts --------------------------------
+def test_stored_agents_are_offered_and_the_session_binds_to_the_chosen_one(
+    voicekit_agent_factory, tmp_path
+) -> None:
+    twin = voicekit_agent_factory(profile="fast")
+    empty = vk.AgentPanel(url=twin.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    assert empty.stored_agent.layout.display == "none"  # no stored agents: inline only
+    assert empty.session_kwargs().get("agent_id") is None
+
+    made = vk.agents.create(name="Booker", system_prompt="You book tables.", url=twin.url)
+    panel = vk.AgentPanel(url=twin.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    assert panel.stored_agent.layout.display != "none"
+    assert [v for _, v in panel.stored_agent.options] == ["", made.id]
+    assert panel.stored_agent.options[0][0] == "inline config"
+    assert "Booker" in panel.stored_agent.options[1][0]
+    given = vk.AgentPanel(url=twin.url, agent_id=made.id, audio_in="null", audio_out="null")
+    assert given.stored_agent.value == made.id and given.voice.disabled  # preselected
+    panel.stored_agent.value = made.id
+    assert panel.voice.disabled and panel.greeting.disabled
+    kw = panel.session_kwargs()
+    assert kw["agent_id"] == made.id and "voice" not in kw and "greeting" not in kw
+
+    panel.transcription_mode.value = "max_accuracy"
+    session = panel.start()
+    assert session.agent_id == made.id
+    panel.transcription_mode.value = "min_latency"  # applied live
+    sid = session.session_id
+    _until(
+        panel,
+        lambda: (
+            sid in twin.state.sessions
+            and twin.state.sessions[sid].config.transcription_mode == "min_latency"
+        ),
+        5,
+    )
+    held = twin.state.sessions[sid]
+    log = panel.stop()
+    sent = log.of_type("session.update", direction="send")
+    assert sent[0]["session"] == {"agent_id": made.id}
+    assert sent[1]["session"] == {"input": {"transcription_mode": "max_accuracy"}}
+    assert sent[-1]["session"] == {"input": {"transcription_mode": "min_latency"}}
+    assert held.config.system_prompt == "You book tables."  # the stored agent's
+
+    panel.stored_agent.value = ""  # back to inline: the voice is the panel's again
+    assert not panel.voice.disabled and panel.session_kwargs()["voice"] == panel.voice.value
+    vk.agents.delete(made.id, url=twin.url)
+    assert panel.refresh_agents() == [] and panel.stored_agent.layout.display == "none"
+    with pytest.raises(vk.ConfigError, match="transcription_mode"):
+        vk.AgentPanel(transcription_mode="fastest", audio_in="null")
+
+
+def test_a_silent_reply_is_flagged_live_in_the_panel(voicekit_agent_factory, tmp_path) -> None:
+    # a brain that answers with no words: a reply of pure silence, completed (live
+    # observations: how a failing stored-agent LLM shows)
+    twin = voicekit_agent_factory(profile="fast", brain=lambda history, tools: "")
+    panel = vk.AgentPanel(url=twin.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    session = panel.start()
+    session.say("anything")
+    _until(panel, lambda: panel.state.silent, 20)
+    log = panel.stop()
+    silent = log.of_type("reply.silent")
+    assert len(silent) == 1 and silent[0]["tool_call"] is False
+    reply_id = silent[0]["reply_id"]
+    assert reply_id == log.of_type("reply.done")[-1]["reply_id"]
+    assert f"reply {reply_id} was silent" in panel.transcript.value
+    assert "vk-warning" in panel.transcript.value
+    assert "silent replies" in panel.metrics.value and panel.state.metrics()["silent_replies"] == 1
+
+
+def test_a_spoken_reply_is_not_flagged(agent, tmp_path) -> None:
+    from voicekit.testing import wait_for_event
+
+    panel = vk.AgentPanel(url=agent.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+    session = panel.start()
+    session.say("Say: every word is heard.")
+    done = wait_for_event(session, "reply.done", timeout=20)
+    _until(panel, lambda: any("heard" in line.text for line in panel.state.lines), 10)
+    log = panel.stop()
+    assert done["status"] == "completed"
+    assert not log.of_type("reply.silent") and not panel.state.silent
+    assert "was silent" not in panel.transcript.value
+
+
+def test_a_restart_after_a_failed_resume_shows_in_the_status_line(tmp_path) -> None:
+    from voicekit.testing import drop_connection
+
+    with vk.local.serve(profile="fast") as observed:  # resume fails, as on the hosted service
+        panel = vk.AgentPanel(url=observed.url, audio_in="null", audio_out="null", log_dir=tmp_path)
+        session = panel.start()
+        first = session.session_id
+        drop_connection(observed, first)
+        _until(panel, lambda: panel.state.restarts and session.status == "ready", 30)
+        assert "restarted: resume failed" in panel.status.value
+        assert session.session_id != first
+        assert "restarted: resume failed" in panel.transcript.value
+        panel.stop()

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from voicekit.audio.level import AUDIBLE  # the one threshold of audible agent audio
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 RATE = 24000
-AUDIBLE = 100  # |sample| at or above: audible (about -50 dBFS)
 MERGE_GAP_S = 0.3
 NO_RESPONSE_S = 5.0
 MIN_TURN_SPEECH_S = 0.3

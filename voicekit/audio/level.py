@@ -11,9 +11,12 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["FLOOR_DBFS", "LevelMeter", "level_dbfs"]
+__all__ = ["AUDIBLE", "FLOOR_DBFS", "LevelMeter", "level_dbfs"]
 
 FLOOR_DBFS = -120.0
+AUDIBLE = 100
+"""An int16 sample with ``|x|`` at or above this is audible (about -50 dBFS): what the turn
+table counts as agent speech and what makes a reply not silent."""
 
 
 def _floats(x: ArrayLike) -> NDArray[np.float64]:

@@ -10,7 +10,13 @@ written here once, for every driver:
   dropped first, since a turn detector cannot use stale speech);
 - a ``tool.result`` waits until the ``reply.done`` of the reply that issued the call is the
   latest relevant event; it is held while a newer ``reply.started`` or
-  ``input.speech.started`` is pending, and dropped if that reply was interrupted (§8.4);
+  ``input.speech.started`` is pending, and dropped if that reply was interrupted (§8.4).
+  With ``tool_results="immediate"`` it is sent as soon as it is given (live observations:
+  the service accepts it and the answer is audible about 1 s sooner); a result for a call
+  whose reply was already interrupted is still dropped;
+- a session bound to a stored agent (``agent_id``) sends ``{"agent_id": ...}`` alone as its
+  first ``session.update`` (the service refuses it beside inline fields, close 1008) and the
+  configuration's mutable fields as a second ``session.update`` once ``session.ready`` came;
 - resume: after a drop, :meth:`resume` queues ``session.resume`` for the new socket.
 
 Connection state (:class:`ConnectionState`, :attr:`ClientProtocol.state`) is owned here::
@@ -76,6 +82,7 @@ __all__ = [
     "FATAL_CODES",
     "RETRYABLE_CLOSE_CODES",
     "RETRYABLE_ERROR_CODES",
+    "TOOL_RESULT_TIMINGS",
     "AfterClose",
     "ClientProtocol",
     "ConnectionState",
@@ -105,6 +112,10 @@ RETRYABLE_ERROR_CODES = frozenset({"at_capacity", "concurrency_exceeded", "inter
 # A connection lost after session.ready is resumed, except for these close codes (§3):
 # policy violation and internal error end the session.
 FATAL_CLOSE_CODES = frozenset({1008, 1011})
+
+# when a tool.result is sent: after the reply.done of the reply that asked (§8.4, the
+# documented rule), or as soon as the tool returns (accepted live, ~1 s sooner)
+TOOL_RESULT_TIMINGS = ("after_reply_done", "immediate")
 
 
 class ConnectionState(enum.StrEnum):
@@ -171,6 +182,13 @@ class ClientProtocol:
     max_held_audio_s : float
         Audio sent before ``session.ready`` is held up to this many seconds (24 kHz PCM
         bytes-equivalent), oldest dropped first.
+    agent_id : str, optional
+        A stored agent to bind to: the first ``session.update`` is ``{"agent_id": ...}``
+        alone, and ``config``'s mutable fields (system prompt, tools, keyterms, turn
+        detection, transcription mode) follow in a second update after ``session.ready``.
+        ``config`` must leave the fixed fields (voice, greeting, formats) at their defaults.
+    tool_results : {"after_reply_done", "immediate"}
+        When a ``tool.result`` is sent (see the module docstring).
 
     Attributes
     ----------
@@ -187,8 +205,24 @@ class ClientProtocol:
         The close code last given to :meth:`connection_closed`; ``close_reason`` its text.
     """
 
-    def __init__(self, config: SessionConfig, max_held_audio_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        max_held_audio_s: float = 5.0,
+        *,
+        agent_id: str | None = None,
+        tool_results: str = "after_reply_done",
+    ) -> None:
+        if tool_results not in TOOL_RESULT_TIMINGS:
+            raise ConfigError(
+                f"tool_results ({tool_results!r}) must be 'after_reply_done' (the documented "
+                "rule) or 'immediate' (sent as soon as the tool returns)",
+                field="tool_results",
+            )
         self.config = config
+        self.agent_id = agent_id
+        self.tool_results = tool_results
+        self._agent_patch_due = False
         self.state = ConnectionState.IDLE
         self.session_id: str | None = None
         self.resume_token: str | None = None
@@ -226,7 +260,25 @@ class ClientProtocol:
         """A socket is open: queue the first ``session.update`` (again, on a new attempt)."""
         self.state = ConnectionState.CONNECTING
         self.error = None
-        self._queue(SessionUpdate(session=self.config.to_dict()))
+        if self.agent_id is not None:
+            self._queue(SessionUpdate(session={"agent_id": self.agent_id}))
+            self._agent_patch_due = True
+        else:
+            self._queue(SessionUpdate(session=self.config.to_dict()))
+
+    def agent_patch(self) -> dict[str, Any]:
+        """What a session bound to a stored agent sends after ``session.ready``: the
+        configuration's mutable fields that differ from an agent's own (empty: nothing)."""
+        c = self.config
+        td = c.turn_detection
+        base = SessionConfig(
+            voice=c.voice,
+            greeting=c.greeting,
+            input_format=c.input_format,
+            output_format=c.output_format,
+            turn_detection=td if td is not None and not td.to_dict() else None,  # {}: unset
+        )
+        return diff(base, c)
 
     def handshake_retryable(self, close_code: int | None) -> bool:
         """Whether a connection lost before ``session.ready`` is worth another attempt.
@@ -277,6 +329,10 @@ class ClientProtocol:
         if call_id in self._dropped_calls:
             return  # its reply was interrupted: the result is discarded (§8.4)
         msg = ToolResult(call_id=call_id, result=result, is_error=is_error or None).to_dict()
+        if self.tool_results == "immediate":
+            self._call_reply.pop(call_id, None)
+            self._out.append(msg)
+            return
         self._results[call_id] = msg
         self._flush_results()
 
@@ -384,6 +440,11 @@ class ClientProtocol:
             self.session_id = event.session_id
             self.resume_token = event.resume_token or self.resume_token
             self.server_config = event.config
+            if self._agent_patch_due:  # bound to a stored agent: now the inline fields
+                self._agent_patch_due = False
+                patch = self.agent_patch()
+                if patch:
+                    self._queue(SessionUpdate(session=patch))
             while self._held_audio:
                 self._queue(InputAudio.from_bytes(self._held_audio.popleft()))
             self._held_bytes = 0

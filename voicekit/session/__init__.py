@@ -10,6 +10,8 @@ that each hold one job and can be read (and tested) alone:
 - :mod:`._playback` — what of each reply was received, played and flushed;
 - :mod:`._pacer` — the 50 ms clock that sends paced audio and polls the sink;
 - :mod:`._tools` — runs tool calls and answers them;
+- :mod:`._restart` — the conversation so far, carried into a fresh session when a resume
+  fails;
 - :mod:`._bus` — every log line, to the bundle, the audio source, the observers (on their
   own thread) and ``events()`` iterators;
 - :mod:`._options` — checking the arguments.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -53,11 +56,14 @@ from voicekit.protocol.events import (
     ReplyStarted,
     SessionReady,
     ToolCall,
+    TranscriptAgent,
+    TranscriptUser,
     UnknownEvent,
 )
 from voicekit.session._bus import Bus, LogLine, Observer
 from voicekit.session._connection import Connection, url_without_query
 from voicekit.session._options import (
+    check_agent_binding,
     check_arguments,
     make_config,
     make_tools,
@@ -65,6 +71,7 @@ from voicekit.session._options import (
 )
 from voicekit.session._pacer import BLOCK, CATCH_UP_SAMPLES, Pacer
 from voicekit.session._playback import Playback
+from voicekit.session._restart import Conversation, carried_prompt
 from voicekit.session._tools import ToolRunner
 from voicekit.tools import Tool
 
@@ -134,7 +141,47 @@ class Session:
         The agent's configuration (see :class:`voicekit.TurnDetection`). ``voice`` and
         ``greeting`` are fixed for the session; the rest can change with :meth:`update`.
     tools : sequence of callables
-        Python functions offered to the agent (see :func:`voicekit.tools.as_tool`).
+        Python functions offered to the agent (see :func:`voicekit.tools.as_tool`). A
+        ``tool.call`` for a tool the session does not have is answered with an error result
+        (the agent can recover at once instead of waiting for the tool's timeout), except
+        the informational calls of the agent's server-side ``http`` tools (live
+        observations: the service runs them itself and still tells the client): those are a
+        ``tool.informational {call_id, name}`` line and are never answered.
+    agent_id : str, optional
+        Bind the session to a stored agent (``vk.agents.create(...)``; ``"agent_..."``):
+        the first ``session.update`` is ``{"agent_id": ...}`` alone, as the service demands
+        (it refuses ``agent_id`` beside inline fields and closes with 1008). ``voice``,
+        ``greeting`` and the formats belong to the agent: passing them too is a
+        :class:`voicekit.ConfigError` naming them. ``system_prompt``, ``tools``,
+        ``keyterms``, ``turn_detection`` and ``transcription_mode`` may be given: they are
+        sent as a second ``session.update`` once the session is ready (``tools`` then
+        replaces the agent's tools for this session, its ``http`` tools included, since an
+        update replaces the whole list). The log's config records ``agent_id``.
+    transcription_mode : {"balanced", "min_latency", "max_accuracy"}, optional
+        ``input.transcription_mode``: recognition accuracy against end-of-turn patience
+        (live observations: a reply is audible ~2.1-2.6 s after the user stops with
+        ``min_latency``, ~2.9-3.2 s with ``balanced``, the service's default, ~4.2-4.5 s
+        with ``max_accuracy``). Mutable with :meth:`update`.
+    tool_results : {"after_reply_done", "immediate"}
+        When a tool's result is sent. ``"after_reply_done"`` (default, the documented rule):
+        held until the ``reply.done`` of the reply that asked (the pre-amble).
+        ``"immediate"``: as soon as the tool returns; live observations: the service
+        accepts it and the answer is audible about 1.0 s sooner. Either way a result whose
+        reply was interrupted is dropped.
+    on_resume_failure : {"restart", "error"}
+        What happens when a dropped session cannot be resumed (live observations: the
+        hosted service answered every ``session.resume`` with ``session_not_found``).
+        ``"restart"`` (default): a fresh session is opened with the same configuration,
+        the conversation so far carried in its system prompt (the original prompt, then
+        ``"Conversation so far:"`` and the ``User:`` / ``Agent:`` transcripts, the newest
+        4000 characters; without its greeting, since the conversation goes on); the same
+        log bundle (named after, and with the ``session_id`` of, the first session) gets a
+        ``session.restarted {old_session_id, new_session_id, reason}`` line just before the
+        new ``session.ready``, the new session's events and a ``config.epoch`` with
+        ``restarted: true``; :attr:`session_id` becomes the new id, :attr:`config` the
+        carried one, and :attr:`status` returns to ``"ready"``. A bound session
+        (``agent_id``) binds again, the agent's prompt plus the conversation sent after.
+        ``"error"``: the session ends with the server's error (:attr:`last_error`).
     audio_in : "mic", "null", WAV path, ndarray, ScriptedUser or Source
         Where the user's audio comes from.
     audio_out : "speaker", "null", WAV path or Sink
@@ -188,6 +235,10 @@ class Session:
         input_format: str = "audio/pcm",
         output_format: str = "audio/pcm",
         token: str | Callable[[], str] | None = None,
+        agent_id: str | None = None,
+        transcription_mode: str | None = None,
+        tool_results: Literal["after_reply_done", "immediate"] = "after_reply_done",
+        on_resume_failure: Literal["restart", "error"] = "restart",
     ) -> None:
         check_arguments(
             backend=backend,
@@ -195,6 +246,18 @@ class Session:
             connect_timeout=connect_timeout,
             token=token,
             log_dir=log_dir,
+            agent_id=agent_id,
+            tool_results=tool_results,
+            on_resume_failure=on_resume_failure,
+        )
+        check_agent_binding(
+            agent_id,
+            {
+                "voice": voice,
+                "greeting": greeting,
+                "input_format": input_format,
+                "output_format": output_format,
+            },
         )
         self.backend, self._api_key = resolve_backend(backend, url, api_key)
         if self.backend == "assemblyai" and not self._api_key:
@@ -214,7 +277,18 @@ class Session:
             tools=offered,
             input_format=input_format,
             output_format=output_format,
+            transcription_mode=transcription_mode,
         )
+        self.agent_id = agent_id
+        self.tool_results = tool_results
+        self.on_resume_failure = on_resume_failure
+        # the conversation so far and the prompt it is carried under, for a restart
+        self._conversation = Conversation()
+        self._prompt_base = system_prompt
+        self._restart_config: SessionConfig | None = None
+        self._current_reply: str | None = None
+        self._tool_replies: set[str] = set()
+        self._call_protocol: dict[str, object] = {}
         self.source: Source = make_source(audio_in, input_device)
         self.sink: Sink = make_sink(audio_out, output_device)
         self.log_dir = None if log_dir is None else Path(log_dir)
@@ -260,7 +334,7 @@ class Session:
 
     @property
     def session_id(self) -> str | None:
-        """The agent's session id (from ``session.ready``)."""
+        """The agent's session id (from ``session.ready``; after a restart, the new one's)."""
         return None if self.connection is None else self.connection.session_id
 
     @property
@@ -367,6 +441,9 @@ class Session:
             lost=self._teardown,
             user_agent=f"voicekit/{__version__}",
             spawn=self._tasks.spawn,
+            agent_id=self.agent_id,
+            tool_results=self.tool_results,
+            restart=self._restarted_config if self.on_resume_failure == "restart" else None,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -421,7 +498,9 @@ class Session:
         ----------
         **changes
             Any of ``system_prompt``, ``keyterms``, ``turn_detection`` (a
-            :class:`voicekit.TurnDetection`; unset fields keep their value), ``tools``.
+            :class:`voicekit.TurnDetection`; unset fields keep their value), ``tools``,
+            ``transcription_mode`` (``"balanced"``, ``"min_latency"`` or
+            ``"max_accuracy"``).
 
         Raises
         ------
@@ -434,8 +513,10 @@ class Session:
             self.config = new  # before start: just the initial config
             if tools is not None:
                 self._tools.tools = tools
-            return
-        asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
+        else:
+            asyncio.run_coroutine_threadsafe(self._aupdate(new, tools), self._loop).result(5.0)
+        if "system_prompt" in changes:  # applied: what a restart carries the conversation on
+            self._prompt_base = changes["system_prompt"]
 
     def say(self, text: str | None = None) -> None:
         """Ask the agent to speak now (``reply.create``), with ``text`` as instructions."""
@@ -454,8 +535,23 @@ class Session:
             "sample_rate": SAMPLE_RATE,
             "audio_in": self.source.describe(),
             "audio_out": self.sink.describe(),
-            "config": self.config.to_dict(),
+            "config": self._config_dict(),
         }
+
+    def _config_dict(self, config: SessionConfig | None = None) -> dict[str, Any]:
+        """A configuration as the log records it: the wire fields, and ``agent_id`` when the
+        session is bound to a stored agent."""
+        fields = (config or self.config).to_dict()
+        if self.agent_id is not None:
+            fields = {"agent_id": self.agent_id, **fields}
+        return fields
+
+    def _restarted_config(self) -> SessionConfig:
+        """The configuration of the fresh session that replaces one that cannot resume (loop
+        thread): the conversation so far carried in the system prompt, no greeting."""
+        prompt = carried_prompt(self._prompt_base, self._conversation.turns)
+        self._restart_config = dataclasses.replace(self.config, system_prompt=prompt, greeting=None)
+        return self._restart_config
 
     async def _astart(self) -> None:
         conn = self.connection
@@ -467,7 +563,7 @@ class Session:
             self._bus.writer = LogWriter(self.log_dir, meta=self._meta())
             self.log_path = Path(self._bus.writer.path)
         self._bus.local("session.start", backend=self.backend, url=self.url)
-        self._bus.local("config.epoch", epoch=0, config=self.config.to_dict())
+        self._bus.local("config.epoch", epoch=0, config=self._config_dict())
         try:
             await conn.open()
         except BaseException as exc:
@@ -500,7 +596,9 @@ class Session:
         if tools is not None:
             self._tools.tools = tools
         self.epoch += 1
-        self._bus.local("config.epoch", epoch=self.epoch, config=new.to_dict(), patch=patch)
+        self._bus.local(
+            "config.epoch", epoch=self.epoch, config=self._config_dict(new), patch=patch
+        )
         self.connection.flush()
 
     async def _asay(self, text: str | None) -> None:
@@ -510,7 +608,12 @@ class Session:
 
     def _answer_tool(self, call_id: str, result: str, is_error: bool) -> None:
         assert self.connection is not None
-        self.connection.protocol.send_tool_result(call_id, result, is_error=is_error)
+        protocol = self.connection.protocol
+        if self._call_protocol.pop(call_id, protocol) is not protocol:
+            # asked by a session that was since replaced (restart): nobody waits for it
+            self._bus.local("tool.dropped", call_id=call_id, reason="session restarted")
+            return
+        protocol.send_tool_result(call_id, result, is_error=is_error)
         self.connection.flush()
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
@@ -534,7 +637,15 @@ class Session:
                 return
         self._bus.emit("recv", event.type, _fields(event), event)
         match event:
-            case SessionReady(session_id=session_id):
+            case SessionReady(session_id=session_id, config=echo):
+                self._tools.server_side = _http_tools(echo)
+                restarted, self._restart_config = self._restart_config, None
+                if restarted is not None:  # a fresh session in place of one lost
+                    self._on_restarted(restarted)
+                    return
+                if self.agent_id is not None and self._prompt_base is None and echo:
+                    prompt = echo.get("system_prompt")  # the stored agent's, for a restart
+                    self._prompt_base = prompt if isinstance(prompt, str) else None
                 writer = self._bus.writer
                 if writer is not None and session_id:
                     writer.set_session_id(session_id)
@@ -546,11 +657,40 @@ class Session:
                     # flushing here would cut what the user is meant to hear
                     self._playback.barge_in("speech_started")
             case ReplyStarted(reply_id=reply_id):
+                self._current_reply = reply_id
                 self._playback.reply(reply_id)
             case ReplyDone(reply_id=reply_id, status=status):
-                self._playback.done(str(reply_id or ""), str(status or "completed"))
+                rid = str(reply_id or "")
+                self._playback.done(
+                    rid, str(status or "completed"), tool_call=rid in self._tool_replies
+                )
+                self._tool_replies.discard(rid)
             case ToolCall(call_id=call_id, name=name, arguments=arguments):
+                if self._current_reply is not None:
+                    self._tool_replies.add(self._current_reply)
+                if self.connection is not None and not self._tools.informational(name):
+                    self._call_protocol[call_id] = self.connection.protocol
                 self._tools.call(call_id, name, dict(arguments or {}))
+            case TranscriptUser(text=text):
+                self._conversation.user(text)
+            case TranscriptAgent(text=text):
+                self._conversation.agent(text)
+
+    def _on_restarted(self, config: SessionConfig) -> None:
+        """The fresh session after a failed resume is ready: its configuration is a new
+        epoch (the protocol sent it whole; ``patch`` is what differs from the last)."""
+        patch = {"system_prompt": config.system_prompt or ""}
+        self.config = config
+        self.epoch += 1
+        self._current_reply = None
+        self._tool_replies.clear()
+        self._bus.local(
+            "config.epoch",
+            epoch=self.epoch,
+            config=self._config_dict(config),
+            patch=patch,
+            restarted=True,
+        )
 
     def _decode_agent_audio(self, event: ReplyAudio) -> NDArray[np.int16]:
         raw = event.audio_bytes()
@@ -640,6 +780,16 @@ class Session:
             loop.close()
         self._loop = self._thread = None
         _live_sessions.discard(self)
+
+
+def _http_tools(config: Any) -> frozenset[str]:
+    """Names of the server-side (``http``) tools in a ``session.ready`` config echo."""
+    tools = config.get("tools") if isinstance(config, dict) else None
+    return frozenset(
+        str(t.get("name"))
+        for t in tools or []
+        if isinstance(t, dict) and t.get("http") and t.get("name")
+    )
 
 
 def _fields(event: Event) -> dict[str, Any]:

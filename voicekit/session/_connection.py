@@ -16,6 +16,11 @@ only does the I/O around it:
   sends it in order through one sender.
 - **drops**: when the socket closes, the protocol decides: the end, a fatal error, or a drop to
   resume from (``session.resume`` on a new socket with backoff inside the 30 s window).
+- **restart**: when a resume fails and the session asked for it (``restart=``), a fresh
+  session is opened with the configuration the session hands over (the conversation so far
+  in its system prompt): a new protocol, the handshake as at the start, and a
+  ``session.restarted {old_session_id, new_session_id, reason}`` line just before its
+  ``session.ready``.
 
 Credentials (API key, temporary tokens, the resume token) go into headers and the query of
 the request only, never into a log line, an error message or a repr.
@@ -87,6 +92,16 @@ class Connection:
         Awaited when the connection is gone for good (a fatal close, a failed resume).
     user_agent : str
         The ``User-Agent`` header.
+    spawn : callable
+        ``spawn(coro, name)``: runs a coroutine as a task of the session.
+    agent_id : str, optional
+        Bind to this stored agent (see :class:`~voicekit.protocol.ClientProtocol`).
+    tool_results : {"after_reply_done", "immediate"}
+        When tool results are sent (the protocol's rule).
+    restart : callable, optional
+        ``restart()`` is called when a resume failed; it returns the configuration of a
+        fresh session to open in its place, or ``None`` to give up (the session then ends
+        with the error, as without ``restart``).
     """
 
     def __init__(
@@ -102,8 +117,15 @@ class Connection:
         lost: Callable[[], Awaitable[None]],
         user_agent: str,
         spawn: Callable[[Any, str], asyncio.Task[Any]],
+        agent_id: str | None = None,
+        tool_results: str = "after_reply_done",
+        restart: Callable[[], SessionConfig | None] | None = None,
     ) -> None:
-        self.protocol = ClientProtocol(config)
+        self.protocol = ClientProtocol(config, agent_id=agent_id, tool_results=tool_results)
+        self._restart = restart
+        self._restarting: tuple[str | None, str] | None = None  # (old session id, reason)
+        self.restarts = 0
+        self._recovering = False  # a resume (or the restart after it) is under way
         self._url = url
         self._api_key = api_key
         self._token = token
@@ -207,6 +229,7 @@ class Connection:
             headers["Authorization"] = f"Bearer {credential}"
         url = self._with_fresh_token(self._url())
         _abort(self._ws)  # a connection a failed attempt left open: its socket goes
+        self._ws = None  # ...and its reader's close is no longer this connection's news
         timeout = self.connect_timeout if timeout is None else max(0.01, timeout)
         where = self.where()
         try:
@@ -332,6 +355,16 @@ class Connection:
             self._bus.local("error", where="recv", message=str(exc), frame=str(preview))
             return
         for event in events:
+            if self._restarting is not None and isinstance(event, SessionReady):
+                old_id, reason = self._restarting
+                self._restarting = None
+                self.restarts += 1
+                self._bus.local(
+                    "session.restarted",
+                    old_session_id=old_id,
+                    new_session_id=event.session_id,
+                    reason=reason,
+                )
             try:
                 self._dispatch(event)
                 self._track(event)
@@ -375,6 +408,8 @@ class Connection:
                     )
                 )
             return  # the handshake decides: another attempt, or the error start() raises
+        if self._recovering:
+            return  # a resume attempt's socket closed after its error: _resume goes on
         if after is AfterClose.RESUME:
             await self._resume()
         elif after is AfterClose.FATAL:
@@ -386,6 +421,13 @@ class Connection:
 
     async def _resume(self) -> None:
         """Reconnect with session.resume inside the 30 s window (exponential backoff)."""
+        self._recovering = True
+        try:
+            await self._resume_or_restart()
+        finally:
+            self._recovering = False
+
+    async def _resume_or_restart(self) -> None:
         loop = asyncio.get_running_loop()
         lost_at = loop.time()
         self._ready = loop.create_future()
@@ -404,11 +446,35 @@ class Connection:
                 continue
             self._bus.local("input.gap", duration=loop.time() - lost_at, reason="resumed")
             return
+        if self._restart is not None and not self.closing and await self._start_over():
+            self._bus.local("input.gap", duration=loop.time() - lost_at, reason="restarted")
+            return
         self.protocol.fail()
         # nothing was sent since the drop: say so, as a resume does (the log stays continuous)
         self._bus.local("input.gap", duration=loop.time() - lost_at, reason="resume failed")
         self._bus.local("error", message=f"resume failed: {self.last_error}")
         await self._lost()
+
+    async def _start_over(self) -> bool:
+        """The resume failed: open a fresh session in its place (True once it is ready)."""
+        assert self._restart is not None
+        config = self._restart()
+        if config is None:
+            return False
+        old = self.protocol
+        if old.resume_token:  # still masked wherever it might show up
+            self._tokens_sent.append(old.resume_token)
+        reason = f"resume failed: {self.last_error}" if self.last_error else "resume failed"
+        self.protocol = ClientProtocol(config, agent_id=old.agent_id, tool_results=old.tool_results)
+        self._restarting = (old.session_id, reason)
+        try:
+            await self.open()
+        except Exception as exc:
+            self._restarting = None
+            self.last_error = exc
+            self._bus.local("error", message=f"restart failed: {exc}")
+            return False
+        return True
 
     # -- ending ---------------------------------------------------------------------------------
     async def end(self, timeout: float) -> None:

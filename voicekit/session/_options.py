@@ -20,9 +20,31 @@ from voicekit.errors import ConfigError
 from voicekit.protocol.config import ENCODING_RATES, AudioFormat, SessionConfig, TurnDetection
 from voicekit.tools import Tool, as_tool
 
-__all__ = ["UPDATABLE", "check_arguments", "make_config", "make_tools", "updated_config"]
+__all__ = [
+    "AGENT_FIXED",
+    "UPDATABLE",
+    "check_agent_binding",
+    "check_arguments",
+    "make_config",
+    "make_tools",
+    "updated_config",
+]
 
-UPDATABLE = ("system_prompt", "keyterms", "turn_detection", "tools", "voice", "greeting")
+UPDATABLE = (
+    "system_prompt",
+    "keyterms",
+    "turn_detection",
+    "transcription_mode",
+    "tools",
+    "voice",
+    "greeting",
+)
+
+# Session arguments a stored agent fixes: the service takes agent_id only alone in the first
+# session.update (live observations: agent_id with inline fields is refused, close 1008), and
+# these cannot change afterwards. The mutable ones (system_prompt, tools, keyterms,
+# turn_detection, transcription_mode) are sent as a second update after session.ready.
+AGENT_FIXED = ("voice", "greeting", "input_format", "output_format")
 
 
 def check_arguments(
@@ -32,8 +54,31 @@ def check_arguments(
     connect_timeout: object,
     token: object,
     log_dir: object,
+    agent_id: object = None,
+    tool_results: object = "after_reply_done",
+    on_resume_failure: object = "restart",
 ) -> None:
     """Raise ConfigError for the first of the session's own arguments that is wrong."""
+    if agent_id is not None and not (isinstance(agent_id, str) and agent_id.strip()):
+        raise ConfigError(
+            f"agent_id must be a stored agent's id such as 'agent_3f2a...' (vk.agents.list() "
+            f"shows them), got {agent_id!r}",
+            field="agent_id",
+        )
+    if tool_results not in ("after_reply_done", "immediate"):
+        raise ConfigError(
+            f"tool_results ({tool_results!r}) must be 'after_reply_done' (held until the "
+            "reply that asked is done, the documented rule) or 'immediate' (sent as soon as "
+            "the tool returns: the answer comes about 1 s sooner)",
+            field="tool_results",
+        )
+    if on_resume_failure not in ("restart", "error"):
+        raise ConfigError(
+            f"on_resume_failure ({on_resume_failure!r}) must be 'restart' (open a fresh "
+            "session carrying the conversation in its system prompt) or 'error' (the session "
+            "ends with the server's error)",
+            field="on_resume_failure",
+        )
     if backend not in ("auto", "local", "assemblyai"):
         raise ConfigError(
             f"backend ({backend!r}) must be 'auto', 'local' or 'assemblyai'; "
@@ -73,6 +118,31 @@ def check_arguments(
         )
 
 
+def check_agent_binding(agent_id: str | None, given: Mapping[str, object]) -> None:
+    """ConfigError when a session bound to ``agent_id`` is also given fixed inline fields.
+
+    ``given`` maps the Session arguments of :data:`AGENT_FIXED` to their values; a value
+    other than ``None`` (formats: other than ``"audio/pcm"``) is a conflict.
+    """
+    if agent_id is None:
+        return
+    conflicts = [
+        name
+        for name in AGENT_FIXED
+        if given.get(name) is not None
+        and not (name.endswith("_format") and given.get(name) == "audio/pcm")
+    ]
+    if conflicts:
+        raise ConfigError(
+            f"agent_id={agent_id!r} cannot be combined with {', '.join(conflicts)}: a stored "
+            "agent fixes them (the service refuses agent_id beside inline fields); change "
+            "them on the agent (vk.agents) or drop agent_id for an inline session. "
+            "system_prompt, tools, keyterms, turn_detection and transcription_mode may be "
+            "given: they are sent as an update once the session is ready",
+            field=conflicts[0],
+        )
+
+
 def make_tools(tools: object) -> list[Tool]:
     """Python functions (or Tools) as Tools; ConfigError for anything but a list of them."""
     if callable(tools) or isinstance(tools, str) or not isinstance(tools, Sequence):
@@ -104,6 +174,7 @@ def make_config(
     tools: Sequence[Tool],
     input_format: str,
     output_format: str,
+    transcription_mode: str | None = None,
 ) -> SessionConfig:
     """The agent's configuration of a new session (validated by SessionConfig)."""
     if voice is not None:
@@ -119,6 +190,7 @@ def make_config(
         tools=[t.definition() for t in tools] or None,
         input_format=audio_format("input_format", input_format),
         output_format=audio_format("output_format", output_format),
+        transcription_mode=transcription_mode,
     )
 
 

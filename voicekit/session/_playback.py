@@ -6,6 +6,14 @@ arrives, the reply lifecycle events and barge-ins; the pacer calls :meth:`Playba
 block. It writes ``playback.start`` / ``playback.stop`` lines and the agent track of the bundle
 (each played sample at the session sample index the sink played it at).
 
+A reply that stays silent is flagged: when its ``reply.done`` (``completed``) arrives and
+none of its samples reached :data:`voicekit.audio.level.AUDIBLE` (or it carried no audio at
+all), a ``reply.silent {reply_id, duration, samples, tool_call}`` line is written (live
+observations: a reply of pure silence, ``completed``, is how a failing stored-agent LLM
+shows, and a turn merged after a short pause got a silent reply whose text was never
+spoken). ``tool_call`` says the reply carried a ``tool.call``: the service's tool pre-ambles
+are often silent by design.
+
 Must not import websockets, the protocol's state machines, analysis or widgets.
 """
 
@@ -16,6 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+from voicekit.audio.level import AUDIBLE
+from voicekit.audio.sources import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from voicekit.audio.sinks import Played, Sink
@@ -36,6 +47,7 @@ class ReplyPlayback:
     started: bool = False
     done_status: str | None = None
     stopped: bool = False
+    peak: int = 0  # largest |sample| received
 
     @property
     def finished(self) -> bool:
@@ -91,15 +103,27 @@ class Playback:
             rec.dropped += len(samples)  # late audio of an interrupted reply is not played
             return
         rec.received += len(samples)
+        if rec.peak < AUDIBLE and len(samples):
+            rec.peak = max(rec.peak, _peak(samples))
         if not self.attached:
             self._early.append((reply_id, samples))
             return
         self.sink.write(reply_id, samples)
 
-    def done(self, reply_id: str, status: str) -> None:
-        """``reply.done``: an interrupted reply is flushed; a finished one may stop now."""
+    def done(self, reply_id: str, status: str, tool_call: bool = False) -> None:
+        """``reply.done``: an interrupted reply is flushed; a finished one may stop now; a
+        completed one that was all silence is a ``reply.silent`` line (``tool_call``: the
+        reply carried a tool call)."""
         rec = self.reply(reply_id)
         rec.done_status = status
+        if status == "completed" and rec.peak < AUDIBLE:
+            self.bus.local(
+                "reply.silent",
+                reply_id=reply_id,
+                duration=round(rec.received / SAMPLE_RATE, 3),
+                samples=rec.received,
+                tool_call=tool_call,
+            )
         if status == "interrupted":
             self.barge_in("interrupted", only=reply_id)
         self._maybe_stop(rec)
@@ -162,3 +186,8 @@ class Playback:
             end=rec.end,
             reason=reason,
         )
+
+
+def _peak(samples: NDArray[np.int16]) -> int:
+    """Largest ``|sample|`` (int16 -32768 counts as 32768)."""
+    return int(max(int(samples.max()), -int(samples.min())))

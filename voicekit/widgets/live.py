@@ -34,7 +34,8 @@ BARGE_IN_REASONS = ("speech_started", "interrupted")
 
 @dataclass
 class Line:
-    """One transcript line: ``kind`` is user, partial, agent, tool, epoch, error or info."""
+    """One transcript line: ``kind`` is user, partial, agent, tool, epoch, error, warning
+    or info."""
 
     kind: str
     text: str
@@ -69,6 +70,8 @@ class LiveState:
     tools: list[tuple[float, str]] = field(default_factory=list)
     fto: list[float] = field(default_factory=list)
     premature: int = 0
+    silent: list[str] = field(default_factory=list)  # replies that stayed silent (no tool)
+    restarts: list[str] = field(default_factory=list)  # why each restart happened
     user_speaking: bool = False
     agent_speaking: bool = False
     last_error: str | None = None
@@ -210,9 +213,34 @@ class LiveState:
             return
         from voicekit.analysis.plots import patch_text
 
-        text = patch_text(e.get("patch") or {})
+        if e.get("restarted"):  # a fresh session; its prompt holds the whole conversation
+            text = "restarted, the conversation carried in the system prompt"
+        else:
+            text = patch_text(e.get("patch") or {})
         self.epochs.append((float(e["t"]), text))
         self._line("epoch", f"epoch {e['epoch']}: {text}", float(e["t"]))
+
+    def _silent(self, e: dict[str, Any]) -> None:
+        reply_id = str(e.get("reply_id") or "?")
+        duration = float(e.get("duration") or 0.0)
+        t = float(e["t"])
+        if e.get("tool_call"):  # tool pre-ambles are often silent by design: a note only
+            self._line("info", f"tool pre-amble {reply_id} was silent", t)
+            return
+        self.silent.append(reply_id)
+        heard = f"{duration:.1f} s of audio, none audible" if duration else "no audio at all"
+        self._line("warning", f"reply {reply_id} was silent ({heard})", t, reply_id=reply_id)
+
+    def _restarted(self, e: dict[str, Any]) -> None:
+        reason = str(e.get("reason") or "resume failed")
+        short = "resume failed" if reason.startswith("resume failed") else reason
+        self.restarts.append(short)
+        self._line(
+            "warning",
+            f"restarted: {short}; new session {e.get('new_session_id')} carries the "
+            "conversation in its system prompt",
+            float(e["t"]),
+        )
 
     def _error(self, e: dict[str, Any]) -> None:
         message = str(e.get("message") or e.get("code") or "error")
@@ -255,6 +283,8 @@ class LiveState:
                 rows.append(f'<div class="vk-tool" style="color:#2ca02c">⚙ {text}</div>')
             elif line.kind == "error":
                 rows.append(f'<div class="vk-error" style="color:#d62728">⚠ {text}</div>')
+            elif line.kind == "warning":
+                rows.append(f'<div class="vk-warning" style="color:#b36b00">⚠ {text}</div>')
             else:
                 rows.append(
                     f'<div class="vk-note" style="color:#7f7f7f;font-style:italic">{text}</div>'
@@ -274,6 +304,7 @@ class LiveState:
             "turns": len(self.fto),
             "barge_ins": len(self.barge_ins),
             "premature": self.premature,
+            "silent_replies": len(self.silent),
         }
 
     def metrics_html(self) -> str:
@@ -289,6 +320,7 @@ class LiveState:
             ("answered turns", str(m["turns"])),
             ("barge-ins", str(m["barge_ins"])),
             ("premature cut-offs", str(m["premature"])),
+            ("silent replies", str(m["silent_replies"])),
         ]
         inner = "".join(
             f'<div style="margin-right:22px"><div style="font-size:11px;color:#777">{k}</div>'
@@ -312,6 +344,8 @@ _HANDLERS: dict[str, Any] = {
     "playback.stop": LiveState._playback_stop,
     "tool.call": LiveState._tool_call,
     "config.epoch": LiveState._epoch,
+    "reply.silent": LiveState._silent,
+    "session.restarted": LiveState._restarted,
     "error": LiveState._error,
 }
 

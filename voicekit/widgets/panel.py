@@ -7,6 +7,17 @@ kernel's event loop (10 Hz, captured when the panel is created) folds them into
 a second. Without a
 kernel loop (plain Python, tests) nothing ticks: call :meth:`AgentPanel.refresh`.
 
+Stored agents: the agent tab offers the backend's stored agents (``vk.agents``) in a
+dropdown when it has any, beside "inline config"; choosing one starts the next session with
+``agent_id=`` (the agent's voice and greeting then apply). The list is read when the panel
+is built and when the backend changes, from the stand-in agent (only if it is running: a
+stand-in agent that was never started has none) or a URL; the hosted service's list is read
+when "↻ agents" is pressed, so that displaying a panel never waits on the network.
+
+Flags: a reply that stays silent (its ``reply.done`` came and none of its audio was audible,
+the session's ``reply.silent`` line) is a warning line of the transcript and a count in the
+metrics strip; a session restarted after a failed resume says so in its status line.
+
 Secrets: an API key typed into the panel is moved out of the widget at once (the field is
 cleared, so widget state and saved notebooks never hold it); a key from
 ``ASSEMBLYAI_API_KEY`` is never put into a widget at all.
@@ -47,6 +58,14 @@ DEFAULTS = {
     "max_silence": DEFAULT_MAX_SILENCE_MS,
 }
 METER_FLOOR_DB = -60.0
+AGENTS_TIMEOUT_S = 3.0  # listing stored agents: a panel never waits longer than this
+INLINE = ""  # the agent dropdown's value for "inline config"
+TRANSCRIPTION_MODES = [
+    ("agent default", ""),
+    ("balanced", "balanced"),
+    ("min_latency (faster turn ends)", "min_latency"),
+    ("max_accuracy (more patient)", "max_accuracy"),
+]
 
 # panel-managed Session arguments; the rest pass through to vk.Session unchanged
 _MANAGED = (
@@ -58,6 +77,8 @@ _MANAGED = (
     "greeting",
     "keyterms",
     "turn_detection",
+    "transcription_mode",
+    "agent_id",
     "audio_in",
     "audio_out",
     "input_device",
@@ -238,6 +259,21 @@ class AgentPanel:
         self.restart_button.on_click(lambda _b: self.restart())
         self.voice.observe(self._on_voice, names="value")
 
+        # stored agents (vk.agents) of the backend, when it has any
+        self._agent_id: str | None = kw.get("agent_id")
+        self.stored_agent = w.Dropdown(
+            options=[("inline config", INLINE)],
+            value=INLINE,
+            description="stored agent",
+            style=style,
+            layout=wide(),
+        )
+        self.agents_button = w.Button(description="↻ agents", tooltip="list stored agents")
+        self.agents_button.on_click(lambda _b: self.refresh_agents(start=True))
+        self.agents_note = w.HTML()
+        self.stored_agent.observe(self._on_stored_agent, names="value")
+        self.backend.observe(lambda _c: self.refresh_agents(), names="value")
+
         # turn detection
         td = kw.get("turn_detection")
         if isinstance(td, dict):
@@ -282,6 +318,21 @@ class AgentPanel:
             indent=False,
         )
         self.turn_note = w.HTML()
+        mode = kw.get("transcription_mode") or ""
+        if mode not in {v for _, v in TRANSCRIPTION_MODES}:
+            raise ConfigError(
+                f"transcription_mode ({mode!r}) must be one of balanced, min_latency, "
+                "max_accuracy (or unset for the agent's default)",
+                field="transcription_mode",
+            )
+        self.transcription_mode = w.Dropdown(
+            options=TRANSCRIPTION_MODES,
+            value=mode,
+            description="transcription",
+            style=style,
+            layout=wide(),
+        )
+        self.transcription_mode.observe(lambda _c: self._schedule_apply(), names="value")
         for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response"):
             getattr(self, name).observe(self._on_turn_widget(name), names="value")
 
@@ -342,6 +393,8 @@ class AgentPanel:
                         self.backend,
                         self.api_key,
                         self.url,
+                        w.HBox([self.stored_agent, self.agents_button]),
+                        self.agents_note,
                         w.HBox([self.voice, self.restart_button]),
                         self.voice_info,
                     ]
@@ -352,6 +405,7 @@ class AgentPanel:
                         self.min_silence,
                         self.max_silence,
                         self.interrupt_response,
+                        self.transcription_mode,
                         self.turn_note,
                     ]
                 ),
@@ -391,6 +445,7 @@ class AgentPanel:
             getattr(self, name).add_class(f"vk-{name.replace('_', '-')}")
         self._describe_voice()
         self._describe_turn()
+        self.refresh_agents()
         self._sync_visibility()
         self._render_status()
         if self.timeline_fps > 0:
@@ -564,6 +619,75 @@ class AgentPanel:
         )
         self.turn_note.value = f'<span style="color:#777;font-size:12px">{note}</span>'
 
+    # -- stored agents ---------------------------------------------------------------------
+    def refresh_agents(self, start: bool = False) -> list[Any]:
+        """Read the backend's stored agents into the agent dropdown; returns them.
+
+        Never raises: a failure is a note under the dropdown. ``start=False`` (the panel's
+        own calls) reads a stand-in agent only if it is running and the hosted service not
+        at all (a panel is displayed without waiting on the network); the "↻ agents" button
+        passes ``start=True``.
+        """
+        from voicekit import agents
+
+        backend = self.backend.value
+        found: list[Any] = []
+        note = ""
+        try:
+            if backend == "url":
+                address = self.url.value.strip()
+                if address:
+                    found = agents.list(
+                        url=address, api_key=self._api_key, timeout=AGENTS_TIMEOUT_S
+                    )
+            elif backend == "local":
+                found = agents.list(backend="local", start=start, timeout=AGENTS_TIMEOUT_S)
+            elif start:
+                found = agents.list(
+                    backend="assemblyai", api_key=self._api_key, timeout=AGENTS_TIMEOUT_S
+                )
+            else:
+                note = "press ↻ agents to list the hosted service's stored agents"
+        except Exception as exc:  # shown, never raised: the panel stays usable inline
+            note = f"stored agents not listed: {exc}"
+        options = [("inline config", INLINE)]
+        options += [(f"{a.name} ({a.id[:14]}…)", a.id) for a in found]
+        wanted = self.stored_agent.value or self._agent_id or INLINE
+        if wanted and wanted not in {v for _, v in options}:
+            if self._agent_id == wanted:  # passed as agent_id=: kept even when not listed
+                options.append((f"{wanted} (as given)", wanted))
+            else:
+                wanted = INLINE
+        if list(self.stored_agent.options) != options:
+            self.stored_agent.options = options  # (selects the first one for a moment)
+        self.stored_agent.value = wanted
+        self.stored_agent.layout.display = "" if len(options) > 1 else "none"
+        if not note and len(options) == 1 and start:
+            note = "no stored agents on this backend (vk.agents.create(...) makes one)"
+        self.agents_note.value = (
+            f'<span style="color:#777;font-size:12px">{html.escape(note)}</span>' if note else ""
+        )
+        self._describe_agent()
+        return found
+
+    def _on_stored_agent(self, _change: dict[str, Any]) -> None:
+        self._describe_agent()
+        if self._running() and (self.stored_agent.value or None) != self.session.agent_id:
+            self._say("The stored agent is fixed for a session; it applies at the next Start.")
+
+    def _describe_agent(self) -> None:
+        bound = bool(self.stored_agent.value)
+        self.voice.disabled = bound
+        self.greeting.disabled = bound
+        if bound:
+            self.voice_info.value = (
+                '<span style="color:#555">the stored agent\'s voice and greeting apply; '
+                "prompt, keyterms, turn detection and transcription mode are sent on top"
+                "</span>"
+            )
+        else:
+            self._describe_voice()
+
     def _sync_visibility(self) -> None:
         self.api_key.layout.display = "none" if self.backend.value == "local" else ""
         self.url.layout.display = "" if self.backend.value == "url" else "none"
@@ -616,6 +740,7 @@ class AgentPanel:
             "system_prompt": self.system_prompt.value or None,
             "keyterms": list(self.keyterms.value) or None,
             "turn_detection": self.turn_detection(),
+            "transcription_mode": self.transcription_mode.value or None,
         }
 
     def session_kwargs(self) -> dict[str, Any]:
@@ -624,8 +749,11 @@ class AgentPanel:
 
         kw = dict(self._kwargs)
         kw.update(self._live_config())
-        kw["voice"] = self.voice.value
-        kw["greeting"] = self.greeting.value or None
+        if self.stored_agent.value:  # the agent fixes voice and greeting
+            kw["agent_id"] = self.stored_agent.value
+        else:
+            kw["voice"] = self.voice.value
+            kw["greeting"] = self.greeting.value or None
         kw["backend"] = "local" if self.backend.value == "url" else self.backend.value
         if self.backend.value == "url":
             if not self.url.value.strip():
@@ -833,6 +961,8 @@ class AgentPanel:
         key = self._status_key()
         color, text = _STATUS.get(key, ("#9e9e9e", key))
         detail = ""
+        if self.state.restarts and key not in ("idle", "error"):
+            detail = f" · restarted: {self.state.restarts[-1]}"
         if key == "error" and self.session is not None:
             err = self.session.last_error
             detail = f": {err}" if err else ""

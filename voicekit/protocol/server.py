@@ -269,6 +269,9 @@ class ServerProtocol:
         Report ``audio_rate_violation`` and drop audio sent faster than real time.
     default_voice : str
         Voice used when the first update names none.
+    session_ttl_s : int
+        ``session.ready`` ``expires_at`` is now plus this (the hosted service was seen to
+        send now + 3595 s whatever the token asked).
     """
 
     def __init__(
@@ -279,6 +282,7 @@ class ServerProtocol:
         monotonic: Callable[[], float] = time.monotonic,
         enforce_audio_rate: bool = False,
         default_voice: str = "alba",
+        session_ttl_s: int = 3600,
     ) -> None:
         self.voices = set(voices) if voices is not None else set(voice_ids())
         self._resume = resume
@@ -286,6 +290,7 @@ class ServerProtocol:
         self.monotonic = monotonic
         self.enforce_audio_rate = enforce_audio_rate
         self.default_voice = default_voice
+        self.session_ttl_s = session_ttl_s
         self.state = AWAIT_FIRST
         self.config: SessionConfig | None = None
         self.session_id: str | None = None
@@ -509,7 +514,7 @@ class ServerProtocol:
         self.send(
             SessionReady(
                 session_id=self.session_id,
-                expires_at=int(self.clock()) + 3600,
+                expires_at=int(self.clock()) + self.session_ttl_s,
                 resume_token=self.resume_token,
                 config=echo,
             )
@@ -585,7 +590,7 @@ class ServerProtocol:
         self.send(
             SessionReady(
                 session_id=session_id,
-                expires_at=int(self.clock()) + 3600,
+                expires_at=int(self.clock()) + self.session_ttl_s,
                 resume_token=self.resume_token,
                 config=config_echo(config, session_id),
             )

@@ -874,7 +874,7 @@ class AgentSession:
         """Hosted: a reply's word timings (from its first chunk; the speech starts at
         ``offset_s``) and its ``transcript.agent.delta`` burst."""
         _, words, speech_s = synthesized
-        shift = int(round(offset_s * 1000))
+        shift = round(offset_s * 1000)
         reply.words = [(w, a + shift, b + shift) for w, a, b in words]
         reply.duration_s = offset_s + speech_s
         for w, a, b in reply.words:  # one burst, as live

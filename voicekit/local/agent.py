@@ -123,7 +123,9 @@ MAX_REPLY_CHARS = 2000
 FAST_LEAD_S = 0.25  # the fast profile's lead-in silence of every reply
 # hosted profile: the VAD's probability stays high this long after the acoustic end, so the
 # detector's trailing silence starts late by it (subtracted from the commit delays)
-VAD_TAIL_S = 0.05
+VAD_TAIL_S = 0.065
+# ... and rises above the threshold this long after the acoustic onset
+VAD_ONSET_LAG_S = 0.05
 SILENT_REPLY_MAX_S = 120.0  # a silent (held, pre-amble) reply ends by itself after this
 
 
@@ -507,7 +509,8 @@ class AgentSession:
         assert self.timing is not None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        self._onset_at = now - ONSET_FRAMES * self.pipeline.detector.frame_ms / 1000.0
+        detected = ONSET_FRAMES * self.pipeline.detector.frame_ms / 1000.0
+        self._onset_at = now - detected - VAD_ONSET_LAG_S
         self._barge_at = None
         self._barge_turn = False
         if self._agent_playing():

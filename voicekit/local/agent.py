@@ -486,7 +486,8 @@ class AgentSession:
                     self.proto.speech_stopped()
                 if self.timing is not None:
                     silence_s = self.pipeline.detector.pause_ms / 1000.0
-                    self._turn_end_at = asyncio.get_running_loop().time() - silence_s
+                    now = asyncio.get_running_loop().time()
+                    self._turn_end_at = now - silence_s - VAD_TAIL_S
                 self.tasks.spawn(self._end_of_turn(announced, value), "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:

@@ -20,7 +20,8 @@ Rules (protocol reference §9, as the stand-in agent implements them):
   ``QUIET_LEAD_MS`` before the end would fire (the agent finishes recognition then, so the
   final transcript is ready at the commit), and ``"resume"`` when speech comes back after a
   pause of at least ``RESUME_REPORT_MS`` (or after a ``"quiet"``), with its length in
-  ``pause_ms``. Without them (the fast profile) the detector behaves exactly as before.
+  ``pause_ms`` (which also holds the trailing silence after an ``"end"``). Without them
+  (the fast profile) the detector behaves exactly as before.
 
 Defaults (the §9 conflict): ``min_silence`` 600 ms, ``max_silence`` 1500 ms, ``vad_threshold``
 0.5 — the ivy-era documented values that the quickstart people copy and the README uses.
@@ -153,7 +154,7 @@ class TurnDetector:
     onset_frame: int = 0
     voiced_frames: int = 0
     silence_frames: int = 0
-    pause_ms: float = 0.0  # length of the pause before the last "resume"
+    pause_ms: float = 0.0  # the silence before the last "resume", or "end"
     _run: int = 0
     _target_ms: float | None = None  # the adaptive end of the current pause
     _quiet: bool = False  # "quiet" reported in the current pause
@@ -227,6 +228,7 @@ class TurnDetector:
             )
         if ended:
             self.in_speech = False
+            self.pause_ms = silence
             self.silence_frames = 0
             self._quiet, self._target_ms = False, None
             return "end"

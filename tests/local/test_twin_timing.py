@@ -121,9 +121,11 @@ def test_turn_detector_adaptive_end_and_pause_reports() -> None:
         return 640.0
 
     d = TurnDetector(end_silence_ms=end_ms, report_pauses=True)
-    events = feed(d, [0.9] * 20 + [0.0] * 8 + [0.9] * 5 + [0.0] * 30, "the")
+    events = feed(d, [0.9] * 20 + [0.0] * 8 + [0.9] * 5, "the")
     assert events.index("onset") == 1
     assert events[20 + 8] == "resume" and d.pause_ms == 8 * 32  # a 256 ms pause reported
+    events += feed(d, [0.0] * 30, "the")
+    assert d.pause_ms == 20 * 32  # the trailing silence at the end
     quiet = [i for i, e in enumerate(events) if e == "quiet"]
     # the end after 640 ms of trailing silence whatever the last word; "quiet" 400 ms
     # before it in each pause; the end computed once per pause from the voiced length

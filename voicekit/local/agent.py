@@ -484,11 +484,14 @@ class AgentSession:
                 if announced and self.timing is None:
                     # fast: the acoustic end is said at once, not after recognition
                     self.proto.speech_stopped()
+                rest_s = 0.0
                 if self.timing is not None:
                     silence_s = self.pipeline.detector.pause_ms / 1000.0
+                    rest_s = self.pipeline.detector.end_rest_ms / 1000.0
                     now = asyncio.get_running_loop().time()
                     self._turn_end_at = now - silence_s - VAD_TAIL_S
-                self.tasks.spawn(self._end_of_turn(announced, value), "voicekit-end-of-turn")
+                turn = self._end_of_turn(announced, value, rest_s)
+                self.tasks.spawn(turn, "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -648,16 +651,20 @@ class AgentSession:
             self._cancel_reply("interrupted")
 
     async def _end_of_turn(
-        self, announced: bool, parts: list[concurrent.futures.Future[str]]
+        self, announced: bool, parts: list[concurrent.futures.Future[str]], rest_s: float = 0.0
     ) -> None:
         """The final transcript of the turn that just ended, then the reply.
 
         ``announced``: ``input.speech.started`` (and so ``input.speech.stopped``) went out
         already; otherwise the words decide whether this was a turn at all. ``parts``: the
-        recognition of its segments (``_Pipeline.take_parts``).
+        recognition of its segments (``_Pipeline.take_parts``); ``rest_s``: how long
+        after now the (hosted) commit is due.
         """
         pipeline = self.pipeline
+        due = asyncio.get_running_loop().time() + rest_s
         text, duration = await self._in_worker(pipeline.finish, parts)
+        if rest_s:
+            await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
         words = text.lower().split()
         if announced and self.timing is not None:
             self._commit_hosted(text, duration)

@@ -15,7 +15,8 @@ Rules (protocol reference §9, as the stand-in agent implements them):
 - **adaptive** (the hosted profile, when the session leaves both silences unset): an
   ``end_silence_ms(voiced_ms)`` callable gives each pause its own trailing silence, after
   which the turn ends whatever the last word (the hosted service's measured commit delays,
-  :mod:`voicekit.local.timing`);
+  :mod:`voicekit.local.timing`); ``"end"`` comes up to one frame early, ``end_rest_ms``
+  before the end itself, so the caller can time the end to the millisecond;
 - **pause reports** (``report_pauses``, the hosted profile): ``"quiet"`` once per pause,
   ``QUIET_LEAD_MS`` before the end would fire (the agent finishes recognition then, so the
   final transcript is ready at the commit), and ``"resume"`` when speech comes back after a
@@ -155,6 +156,7 @@ class TurnDetector:
     voiced_frames: int = 0
     silence_frames: int = 0
     pause_ms: float = 0.0  # the silence before the last "resume", or "end"
+    end_rest_ms: float = 0.0  # adaptive: how much sooner than its end the last "end" came
     _run: int = 0
     _target_ms: float | None = None  # the adaptive end of the current pause
     _quiet: bool = False  # "quiet" reported in the current pause
@@ -220,7 +222,9 @@ class TurnDetector:
             if self._target_ms is None:
                 self._target_ms = float(self.end_silence_ms(self.speech_ms))
             target = self._target_ms
-            ended = silence >= target
+            # a frame early: the caller waits the rest (``end_rest_ms``), so the end is not
+            # rounded up to whole frames
+            ended = silence > target - self.frame_ms
         else:
             target = self.min_silence_ms
             ended = silence >= self.max_silence_ms or (
@@ -229,6 +233,7 @@ class TurnDetector:
         if ended:
             self.in_speech = False
             self.pause_ms = silence
+            self.end_rest_ms = max(0.0, target - silence) if self.end_silence_ms else 0.0
             self.silence_frames = 0
             self._quiet, self._target_ms = False, None
             return "end"

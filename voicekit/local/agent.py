@@ -485,12 +485,13 @@ class AgentSession:
                     # fast: the acoustic end is said at once, not after recognition
                     self.proto.speech_stopped()
                 rest_s = 0.0
+                voiced_s = self.pipeline.detector.speech_ms / 1000.0
                 if self.timing is not None:
                     silence_s = self.pipeline.detector.pause_ms / 1000.0
                     rest_s = self.pipeline.detector.end_rest_ms / 1000.0
                     now = asyncio.get_running_loop().time()
                     self._turn_end_at = now - silence_s - VAD_TAIL_S
-                turn = self._end_of_turn(announced, value, rest_s)
+                turn = self._end_of_turn(announced, value, rest_s, voiced_s)
                 self.tasks.spawn(turn, "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:
@@ -651,14 +652,18 @@ class AgentSession:
             self._cancel_reply("interrupted")
 
     async def _end_of_turn(
-        self, announced: bool, parts: list[concurrent.futures.Future[str]], rest_s: float = 0.0
+        self,
+        announced: bool,
+        parts: list[concurrent.futures.Future[str]],
+        rest_s: float = 0.0,
+        voiced_s: float = 0.0,
     ) -> None:
         """The final transcript of the turn that just ended, then the reply.
 
         ``announced``: ``input.speech.started`` (and so ``input.speech.stopped``) went out
         already; otherwise the words decide whether this was a turn at all. ``parts``: the
         recognition of its segments (``_Pipeline.take_parts``); ``rest_s``: how long
-        after now the (hosted) commit is due.
+        after now the (hosted) commit is due; ``voiced_s``: the turn's voiced seconds.
         """
         pipeline = self.pipeline
         due = asyncio.get_running_loop().time() + rest_s
@@ -667,7 +672,7 @@ class AgentSession:
             await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
         words = text.lower().split()
         if announced and self.timing is not None:
-            self._commit_hosted(text, duration)
+            self._commit_hosted(text, voiced_s)
             await self._flush()
             return
         if not announced:

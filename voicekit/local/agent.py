@@ -1030,11 +1030,13 @@ def _close_built(built: asyncio.Future[Any]) -> None:
 
 
 def _silence_chunk(encoding: str) -> bytes:
-    """One reply chunk of silence: 10 ms of PCM, or 37.5 ms of G.711."""
-    from voicekit.audio import encode_for_wire
+    """One reply chunk of digital silence: 10 ms of PCM, or 37.5 ms of G.711 (8 kHz)."""
+    if encoding == "audio/pcm":
+        return bytes(int(SAMPLE_RATE * 0.01) * 2)
+    from voicekit.audio.g711 import alaw_encode, ulaw_encode
 
-    seconds = 0.01 if encoding == "audio/pcm" else 0.0375
-    return bytes(encode_for_wire(np.zeros(int(SAMPLE_RATE * seconds), np.int16), encoding))
+    coder = ulaw_encode if encoding == "audio/pcmu" else alaw_encode
+    return bytes(coder(np.zeros(300, np.int16)).tobytes())
 
 
 def _clip(text: str) -> str:

@@ -20,6 +20,28 @@ loop). Recognition itself runs in a child process (pocketsphinx holds the interp
 while it decodes), so one session's recognition never delays another session's audio pacing.
 Input audio is read at most ``AUDIO_AHEAD_S`` ahead of real time and fed to the VAD in
 ``AUDIO_SLICE_S`` slices, so a client flooding audio slows only itself.
+
+Profiles: ``fast`` answers as soon as it can (the reply after recognition, 250 ms lead-in, a
+spoken tool pre-amble). ``hosted`` times everything as the hosted service was measured
+doing (live observations), every delay drawn from the session's
+:class:`voicekit.local.timing.HostedTiming`:
+
+- ``input.speech.started`` ~0.6 s after the onset; the commit (``input.speech.stopped``)
+  after the adaptive, ``transcription_mode``-dependent delay when the session sets neither
+  silence (recognition finishes during it), with ``transcript.user``, ``reply.started`` and
+  the reply's first (silent) audio chunk in the same flush; the reply streams its lead-in
+  while synthesis runs;
+- a barge-in is decided 1.07-2.17 s after the user began; a short one ("wait, sorry,
+  stop") gets no reply of its own, and the next reply has the 1.76 s lead-in;
+- a tool turn is a silent pre-amble (no transcript) carrying ``tool.call``, done ~2.3 s
+  after it unless ``tool.result`` comes first; the answer has a 0.69 s lead-in;
+- ``Behaviour.merge_early_turns``: speech resumed after a 0.3-0.6 s pause following a
+  complete-looking phrase commits the first part at pause start + 0.8 s, with a held,
+  silent reply; the continuation is merged into the same turn (same ``item_id``; its
+  ``transcript.user`` carries the joined text), the held reply then ends with its unspoken
+  text (``interrupted: false``) and the merged turn is answered;
+- ``session.updated`` ~0.44 s after the first ``session.update``, ``session.ready`` ~17 ms
+  later, ``expires_at`` now + 3595 s.
 """
 
 from __future__ import annotations
@@ -41,7 +63,14 @@ from numpy.typing import NDArray
 
 from voicekit._aio import TaskSet
 from voicekit.local.brain import ToolRequest, default_brain
-from voicekit.local.turns import BACKCHANNELS
+from voicekit.local.timing import (
+    MERGE_PAUSE_S,
+    SESSION_TTL_S,
+    HostedTiming,
+    is_short_barge_in,
+    looks_complete,
+)
+from voicekit.local.turns import BACKCHANNELS, CONTINUATIONS, ONSET_FRAMES
 from voicekit.protocol.config import (
     DEFAULT_MAX_SILENCE_MS,
     DEFAULT_MIN_SILENCE_MS,
@@ -91,6 +120,13 @@ FLUSH_BATCH = 32  # messages sent per turn of the loop
 # process-wide lock (~0.15 s and ~50 s of audio per 1000 characters), so a client asking
 # for a 1 MB greeting would otherwise stall every session's replies and take gigabytes.
 MAX_REPLY_CHARS = 2000
+FAST_LEAD_S = 0.25  # the fast profile's lead-in silence of every reply
+# hosted profile: the VAD's probability stays high this long after the acoustic end, so the
+# detector's trailing silence starts late by it (subtracted from the commit delays)
+VAD_TAIL_S = 0.065
+# ... and rises above the threshold this long after the acoustic onset
+VAD_ONSET_LAG_S = 0.05
+SILENT_REPLY_MAX_S = 120.0  # a silent (held, pre-amble) reply ends by itself after this
 
 
 @dataclasses.dataclass
@@ -106,6 +142,9 @@ class _Reply:
     words: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
     done: bool = False  # reply.done sent (or the reply was abandoned)
     is_greeting: bool = False
+    lead_s: float = FAST_LEAD_S  # hosted: the lead-in silence
+    silent: bool = False  # hosted: silence until ended by the agent (tool pre-amble, held)
+    held: bool = False  # hosted: the silent reply of an early-ended, merged turn
 
     def playing(self, now: float) -> bool:
         """Whether the client is still hearing this reply (real-time pacing estimate).
@@ -146,11 +185,13 @@ class AgentSession:
         self.options = server.options
         self.ws: ServerConnection | None = ws
         self.authorized = authorized
+        hosted = self.options.profile == "hosted"
         self.proto = ServerProtocol(
             voices=_accepted_voices(self.options.voices),
             resume=self._resume_lookup,
             agents=server.agents.session_for,  # session.update {"agent_id"} (stored agents)
             enforce_audio_rate=bool(self.options.enforce_audio_rate),
+            session_ttl_s=SESSION_TTL_S if hosted else 3600,
         )
         self.session_id: str | None = None
         self.resume_token: str | None = None
@@ -158,6 +199,16 @@ class AgentSession:
         self.config: Any = None
         self.history: list[dict[str, Any]] = []
         self.rng = random.Random(self.options.seed)
+        # hosted profile: every delay drawn from the session's seeded generator
+        self.timing: HostedTiming | None = HostedTiming(self.rng) if hosted else None
+        self._onset_at = 0.0  # loop time of the current utterance's onset
+        self._barge_at: float | None = None  # hosted: when a barge-in may be decided
+        self._barge_turn = False  # hosted: the current user turn interrupted the agent
+        self._barge_lead = False  # hosted: the next reply to a user turn follows a barge-in
+        self._announce: asyncio.TimerHandle | None = None  # hosted: speech.started due
+        self._early: asyncio.TimerHandle | None = None  # hosted: an early commit due
+        self._held: _Reply | None = None  # hosted: the held reply of an early-ended turn
+        self._turn_end_at: float | None = None  # loop time of the last turn's acoustic end
         self.brain: Callable[..., Any] = self.options.brain or default_brain
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.pipeline: Any = None
@@ -210,7 +261,10 @@ class AgentSession:
         # what the protocol answered goes out before the events are handled: session.ready
         # never waits for the speech pipeline (the first session of a cold agent builds it
         # for ~1 s while its recognition processes start)
-        await self._flush()
+        if self.timing is not None and any(isinstance(a, SessionStarted) for a in actions):
+            await self._send_ready_late()
+        else:
+            await self._flush()
         for action in actions:
             try:
                 await self._on_action(action)
@@ -232,6 +286,24 @@ class AgentSession:
                     await asyncio.sleep(0)  # a long reply's word burst: let others send
                 with contextlib.suppress(Exception):
                     await ws.send(json.dumps(msg))
+
+    async def _send_ready_late(self) -> None:
+        """Hosted: ``session.updated`` ~0.44 s after the first ``session.update``, then
+        ``session.ready`` ~17 ms later (timestamps taken when they go out)."""
+        ws = self.ws
+        messages = self.proto.data_to_send()
+        updated_s, gap_s = self.timing.session_ready_delays() if self.timing else (0.0, 0.0)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + updated_s
+        async with self._send_lock:
+            for msg in messages:
+                if msg.get("type") == "session.ready":
+                    due += gap_s
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                msg["timestamp"] = time.time()
+                if ws is not None:
+                    with contextlib.suppress(Exception):
+                        await ws.send(json.dumps(msg))
 
     async def _after_socket(self, ws: ServerConnection) -> None:
         """The socket is gone: end the session, or hold it 30 s for resume."""
@@ -325,7 +397,7 @@ class AgentSession:
         )
         self._apply_config(config)
         if config.greeting:
-            self._start_reply(config.greeting, is_greeting=True)
+            self._start_reply(config.greeting, is_greeting=True, lead="greeting")
         self.tasks.spawn(self._build_pipeline(), "voicekit-pipeline")
 
     async def _build_pipeline(self) -> None:
@@ -409,23 +481,161 @@ class AgentSession:
                 self._on_speech_onset()
             elif kind == "speaking":
                 self._maybe_barge_in(value)
+            elif kind == "resume":
+                self._maybe_end_early(value)
             elif kind == "end":
                 announced = self.pipeline.announced
-                if announced:  # the acoustic end is said at once, not after recognition
+                if self._early is not None:
+                    self._early.cancel()
+                    self._early = None
+                if announced and self.timing is None:
+                    # fast: the acoustic end is said at once, not after recognition
                     self.proto.speech_stopped()
-                self.tasks.spawn(self._end_of_turn(announced), "voicekit-end-of-turn")
+                rest_s = 0.0
+                voiced_s = self.pipeline.detector.speech_ms / 1000.0
+                if self.timing is not None:
+                    silence_s = self.pipeline.detector.pause_ms / 1000.0
+                    rest_s = self.pipeline.detector.end_rest_ms / 1000.0
+                    now = asyncio.get_running_loop().time()
+                    self._turn_end_at = now - silence_s - VAD_TAIL_S
+                turn = self._end_of_turn(announced, value, rest_s, voiced_s)
+                self.tasks.spawn(turn, "voicekit-end-of-turn")
 
     def _agent_playing(self) -> bool:
         now = asyncio.get_running_loop().time()
-        return self.reply is not None and self.reply.playing(now)
+        reply = self.reply
+        return reply is not None and not reply.held and reply.playing(now)
 
     def _on_speech_onset(self) -> None:
+        if self.timing is not None:
+            self._on_speech_onset_hosted()
+            return
         if not self._agent_playing():
             self.proto.speech_started()
             self.pipeline.announced = True
 
+    # -- hosted turn-taking ------------------------------------------------------------------
+    def _on_speech_onset_hosted(self) -> None:
+        """Hosted: ``input.speech.started`` ~0.6 s after the onset, or, under the agent's
+        reply, the time from which a barge-in may be decided."""
+        assert self.timing is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        detected = ONSET_FRAMES * self.pipeline.detector.frame_ms / 1000.0
+        self._onset_at = now - detected - VAD_ONSET_LAG_S
+        self._barge_at = None
+        self._barge_turn = False
+        if self._agent_playing():
+            self._barge_at = self._onset_at + self.timing.barge_in_delay()
+            return
+        self.pipeline.announced = True
+        self._announce_at(self._onset_at + self.timing.speech_started_delay())
+
+    def _announce_at(self, when: float) -> None:
+        """Hosted: send ``input.speech.started`` at loop time ``when``."""
+        loop = asyncio.get_running_loop()
+        if self._announce is not None:
+            self._announce.cancel()
+        self._announce = loop.call_at(max(when, loop.time()), self._announce_now)
+
+    def _announce_now(self) -> None:
+        """Send a due ``input.speech.started`` now (before anything that must follow it)."""
+        if self._announce is None:
+            return
+        self._announce.cancel()
+        self._announce = None
+        self.proto.speech_started()
+        self.tasks.spawn(self._flush(), "voicekit-flush")
+
+    def _maybe_barge_in_hosted(self, speech_s: float) -> None:
+        """Hosted: interrupt from the drawn decision time on, unless it is a backchannel."""
+        td = self.pipeline.turn
+        if not td.interrupt_response or self._barge_at is None:
+            return
+        if asyncio.get_running_loop().time() < self._barge_at:
+            return
+        if speech_s < td.interruption_delay / 1000.0:
+            return
+        if not self.options.backchannels_interrupt:
+            words = self.pipeline.partial.lower().split()
+            unclear = not words or all(w in BACKCHANNEL_WORDS for w in words)
+            if speech_s < BACKCHANNEL_MAX_S or (unclear and speech_s < BACKCHANNEL_LONG_S):
+                return
+        # input.speech.started, transcript.agent{interrupted} and reply.done: one flush
+        self.proto.speech_started()
+        self.pipeline.announced = True
+        self._barge_turn = self._barge_lead = True
+        self._barge_at = None
+        self._cancel_reply("interrupted")
+
+    def _maybe_end_early(self, pause_s: float) -> None:
+        """Hosted, ``merge_early_turns``: speech resumed after a short pause that followed a
+        complete-looking phrase: the first part is committed at pause start + ~0.8 s."""
+        timing, pipeline = self.timing, self.pipeline
+        if timing is None or not self.options.behaviour.merge_early_turns:
+            return
+        low, high = MERGE_PAUSE_S
+        if not (low <= pause_s <= high) or not pipeline.announced or self._held is not None:
+            return
+        if self._early is not None or self._agent_playing():
+            return
+        text = pipeline.partial
+        if not looks_complete(text, CONTINUATIONS):
+            return
+        loop = asyncio.get_running_loop()
+        resumed_at = loop.time() - pipeline.detector.frame_ms / 1000.0
+        commit_at = resumed_at - pause_s + timing.early_commit_delay()
+        item_id = pipeline.item_id
+        self._early = loop.call_at(
+            max(commit_at, loop.time()), self._end_early, item_id, text, resumed_at
+        )
+
+    def _end_early(self, item_id: str, text: str, resumed_at: float) -> None:
+        """Hosted: commit the first part of a turn the user is still speaking; its reply is
+        held silent until the merged turn ends."""
+        self._early = None
+        pipeline = self.pipeline
+        if (
+            self.timing is None
+            or pipeline is None
+            or pipeline.item_id != item_id
+            or not pipeline.detector.in_speech
+        ):
+            return
+        self._announce_now()
+        self.proto.speech_stopped()
+        self.proto.user_final(item_id, text)
+        self.history.append({"role": "user", "content": text})
+        try:
+            decision = self.brain(list(self.history), self._tools())
+        except Exception as exc:
+            log.exception("voicekit.local: brain failed")
+            decision = f"Sorry, something went wrong: {exc}"
+        said = decision.preamble if isinstance(decision, ToolRequest) else str(decision)
+        self._held = self._start_reply(said, lead="plain", silent=True, held=True)
+        # the continuation is a new stretch of speech: announced as usual
+        self._announce_at(resumed_at + self.timing.speech_started_delay())
+        self.tasks.spawn(self._flush(), "voicekit-flush")
+
+    def _end_silent(self, reply: _Reply, text: str | None = None) -> None:
+        """Hosted: end a silent reply as completed (a held reply with its unspoken text and
+        ``interrupted: false``; a tool pre-amble with no transcript)."""
+        if reply.done:
+            return
+        reply.done = True
+        if reply.task is not None and not reply.task.done():
+            reply.task.cancel()
+        if text is not None:
+            self.proto.agent_final(reply.reply_id, reply.item_id, text, interrupted=False)
+            if text:
+                self.history.append({"role": "assistant", "content": text})
+        self.proto.reply_done(reply.reply_id, "completed")
+
     def _maybe_barge_in(self, speech_s: float) -> None:
         """User speech while the agent speaks: interrupt once it is clearly not a backchannel."""
+        if self.timing is not None and not self.pipeline.announced and self._agent_playing():
+            self._maybe_barge_in_hosted(speech_s)
+            return
         if self.pipeline.announced or not self._agent_playing():
             if not self.pipeline.announced and speech_s >= 0.1:
                 self.proto.speech_started()
@@ -448,15 +658,30 @@ class AgentSession:
             self.pipeline.announced = True
             self._cancel_reply("interrupted")
 
-    async def _end_of_turn(self, announced: bool) -> None:
+    async def _end_of_turn(
+        self,
+        announced: bool,
+        parts: list[concurrent.futures.Future[str]],
+        rest_s: float = 0.0,
+        voiced_s: float = 0.0,
+    ) -> None:
         """The final transcript of the turn that just ended, then the reply.
 
         ``announced``: ``input.speech.started`` (and so ``input.speech.stopped``) went out
-        already; otherwise the words decide whether this was a turn at all.
+        already; otherwise the words decide whether this was a turn at all. ``parts``: the
+        recognition of its segments (``_Pipeline.take_parts``); ``rest_s``: how long
+        after now the (hosted) commit is due; ``voiced_s``: the turn's voiced seconds.
         """
         pipeline = self.pipeline
-        text, duration = await self._in_worker(pipeline.finish)
+        due = asyncio.get_running_loop().time() + rest_s
+        text, duration = await self._in_worker(pipeline.finish, parts)
+        if rest_s:
+            await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
         words = text.lower().split()
+        if announced and self.timing is not None:
+            self._commit_hosted(text, voiced_s)
+            await self._flush()
+            return
         if not announced:
             backchannel = duration < 1.0 and all(w in BACKCHANNEL_WORDS for w in words)
             if not words or backchannel:
@@ -475,18 +700,47 @@ class AgentSession:
         self._start_reply_from_brain()
         await self._flush()
 
+    def _commit_hosted(self, text: str, voiced_s: float) -> None:
+        """Hosted commit: ``input.speech.stopped``, ``transcript.user``, then (unless this
+        was a short barge-in) ``reply.started`` with its first audio chunk, one flush."""
+        pipeline = self.pipeline
+        self._announce_now()
+        self.proto.speech_stopped()
+        self.proto.user_final(pipeline.item_id, text)
+        pipeline.next_item()
+        held, self._held = self._held, None
+        if held is not None:  # the merged turn ends: the held reply with its unspoken text
+            self._end_silent(held, held.text)
+        self.history.append({"role": "user", "content": text})
+        barge, self._barge_turn = self._barge_turn, False
+        if barge and is_short_barge_in(text, voiced_s):
+            return  # "wait, sorry, stop": no reply of its own
+        if self.reply is not None and not self.reply.done and not self.reply.silent:
+            # the agent still talks and may not be interrupted: answer afterwards
+            self.tasks.spawn(self._answer_after(self.reply), "voicekit-answer-after")
+            return
+        lead, self._barge_lead = ("barge_in" if self._barge_lead else "plain"), False
+        self._start_reply_from_brain(lead=lead)
+
+    async def _answer_after(self, reply: _Reply) -> None:
+        if reply.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(reply.task)
+        self._start_reply_from_brain()
+        await self._flush()
+
     # -- replies ---------------------------------------------------------------------------
     def _think_time(self) -> float:
-        return self.rng.uniform(0.3, 0.8) if self.options.profile == "realistic" else 0.0
+        return 0.0  # fast: the reply at once (hosted replies: _speak_hosted)
 
     def _lead_silence(self) -> float:
-        return self.rng.uniform(0.25, 0.6) if self.options.profile == "realistic" else 0.25
+        return FAST_LEAD_S
 
     def _tools(self) -> list[dict[str, Any]]:
         tools = getattr(self.config, "tools", None) or []
         return [t if isinstance(t, dict) else t.to_dict() for t in tools]
 
-    def _start_reply_from_brain(self, instructions: str | None = None) -> None:
+    def _start_reply_from_brain(self, instructions: str | None = None, lead: str = "plain") -> None:
         history = list(self.history)
         if instructions:
             history.append({"role": "instructions", "content": instructions})
@@ -500,17 +754,104 @@ class AgentSession:
         if isinstance(decision, ToolRequest):
             self.tasks.spawn(self._tool_round_trip(decision), "voicekit-tool-round-trip")
         else:
-            self._start_reply(str(decision))
+            self._start_reply(str(decision), lead=lead)
 
-    def _start_reply(self, text: str, is_greeting: bool = False, preamble_of: Any = None) -> _Reply:
+    def _start_reply(
+        self,
+        text: str,
+        is_greeting: bool = False,
+        preamble_of: Any = None,
+        lead: str = "plain",
+        silent: bool = False,
+        held: bool = False,
+    ) -> _Reply:
         if self.reply is not None and not self.reply.done:
             # reply.create while the greeting plays replaces it; otherwise cut the old one
             self._cancel_reply("interrupted")
         reply_id, item_id = self.proto.reply_started()
         reply = _Reply(reply_id, item_id, _clip(text), is_greeting=is_greeting)
         self.reply = reply
+        if self.timing is not None:
+            # hosted: the first (silent) chunk goes out with reply.started; synthesis runs
+            # while the lead-in plays
+            reply.lead_s, reply.silent, reply.held = self.timing.lead_in(lead), silent, held
+            reply.audio_start = asyncio.get_running_loop().time()
+            self.proto.reply_audio(reply_id, _silence_chunk(self.config.output_format.encoding))
+            speak = self._speak_hosted(reply)
+            reply.task = self.tasks.spawn(speak, f"voicekit-reply-{reply_id}")
+            return reply
         reply.task = self.tasks.spawn(self._speak(reply, preamble_of), f"voicekit-reply-{reply_id}")
         return reply
+
+    async def _speak_hosted(self, reply: _Reply) -> None:
+        """Hosted: stream the lead-in silence from the first chunk on while synthesis runs,
+        then the speech (word deltas in one burst once known, times from the first chunk);
+        a silent reply streams silence until the agent ends it."""
+        loop = asyncio.get_running_loop()
+        encoding = self.config.output_format.encoding
+        per_chunk_s = 0.01 if encoding == "audio/pcm" else 0.0375
+        quiet = _silence_chunk(encoding)
+        start = reply.audio_start if reply.audio_start is not None else loop.time()
+        k = 1  # chunk 0 went out with reply.started
+
+        async def pace() -> None:
+            delay = start + k * per_chunk_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+        if reply.silent:
+            while k * per_chunk_s < SILENT_REPLY_MAX_S:
+                reply.duration_s = (k + 1) * per_chunk_s
+                await pace()
+                self.proto.reply_audio(reply.reply_id, quiet)
+                await self._flush()
+                k += 1
+            # nobody ended it: end it now
+            self._end_silent(reply, reply.text if reply.held else None)
+            await self._flush()
+            return
+        if not reply.text:
+            reply.duration_s = reply.lead_s
+            while k * per_chunk_s < reply.lead_s:
+                await pace()
+                self.proto.reply_audio(reply.reply_id, quiet)
+                await self._flush()
+                k += 1
+        else:
+            voice = getattr(self.config, "voice", None)
+            synth = asyncio.ensure_future(
+                self._in_worker(_synthesize, reply.text, voice, 0.0, encoding)
+            )
+            try:
+                lead_chunks = max(1, round(reply.lead_s / per_chunk_s))
+                reply.duration_s = reply.lead_s + 1.0  # "playing" while it is synthesized
+                known = False
+                while k < lead_chunks or not synth.done():
+                    if synth.done() and not known:  # the words, as soon as they are known
+                        known = True
+                        self._reply_words(reply, synth.result(), lead_chunks * per_chunk_s)
+                    await pace()
+                    self.proto.reply_audio(reply.reply_id, quiet)
+                    await self._flush()
+                    k += 1
+            except asyncio.CancelledError:
+                synth.cancel()
+                raise
+            if not known:  # synthesis outlasted the lead-in: the speech starts now
+                self._reply_words(reply, synth.result(), k * per_chunk_s)
+            wire = synth.result()[0]
+            size = len(quiet)
+            for pos in range(0, len(wire), size):
+                await pace()
+                self.proto.reply_audio(reply.reply_id, wire[pos : pos + size])
+                await self._flush()
+                k += 1
+        self.proto.agent_final(reply.reply_id, reply.item_id, reply.text, interrupted=False)
+        self.proto.reply_done(reply.reply_id, "completed")
+        reply.done = True
+        if reply.text:
+            self.history.append({"role": "assistant", "content": reply.text})
+        await self._flush()
 
     async def _speak(self, reply: _Reply, tool_call: Any = None) -> None:
         """Synthesize and stream one reply at real-time pace, then close it."""
@@ -547,6 +888,21 @@ class AgentSession:
             self.history.append({"role": "assistant", "content": reply.text})
         await self._flush()
 
+    def _reply_words(
+        self,
+        reply: _Reply,
+        synthesized: tuple[bytes, list[tuple[str, int, int]], float],
+        offset_s: float,
+    ) -> None:
+        """Hosted: a reply's word timings (from its first chunk; the speech starts at
+        ``offset_s``) and its ``transcript.agent.delta`` burst."""
+        _, words, speech_s = synthesized
+        shift = round(offset_s * 1000)
+        reply.words = [(w, a + shift, b + shift) for w, a, b in words]
+        reply.duration_s = offset_s + speech_s
+        for w, a, b in reply.words:  # one burst, as live
+            self.proto.agent_delta(reply.reply_id, reply.item_id, w, a, b)
+
     def _cancel_reply(self, status: str, notify: bool = True) -> None:
         """Stop the current reply (barge-in, reply.cancel, replacement, drop)."""
         reply = self.reply
@@ -575,18 +931,11 @@ class AgentSession:
 
     async def _tool_round_trip(self, request: ToolRequest) -> None:
         """Pre-amble + tool.call + reply.done, wait for tool.result, then the answer."""
-        definition = self._tool_def(request.name)
-        hold = definition.get("execution_mode") == "hold"
-        timeout = float(definition.get("timeout_seconds") or DEFAULT_TOOL_TIMEOUT_S)
-        call_id = self.proto.new_call_id()
-        call = {"call_id": call_id, "name": request.name, "arguments": request.arguments}
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[tuple[str, bool]] = loop.create_future()
-        self.tool_waiters[call_id] = waiter
-        if definition.get("http"):  # a stored agent's HTTP tool: the agent calls it itself
-            from voicekit.local import http_tools
-
-            http_tools.start(self, definition, call, waiter)
+        if self.timing is not None:
+            await self._tool_round_trip_hosted(request)
+            return
+        call, hold, waiter = self._open_call(request)
+        call_id = call["call_id"]
         if hold:
             self.proto.tool_call_event(call)
             await self._flush()
@@ -598,20 +947,84 @@ class AgentSession:
             if reply.task.cancelled():
                 self.tool_waiters.pop(call_id, None)
                 return  # the pre-amble was interrupted: results are dropped (§8.4)
+        if await self._tool_result(request, call, waiter):
+            self._start_reply_from_brain()
+            await self._flush()
+
+    def _open_call(
+        self, request: ToolRequest
+    ) -> tuple[dict[str, Any], bool, asyncio.Future[tuple[str, bool]]]:
+        """A new call of ``request``: ``(call, hold, waiter)``; the waiter completes with the
+        client's ``tool.result``, or with the agent's own HTTP call for a stored agent's
+        HTTP tool (the client still gets the informational ``tool.call``)."""
+        definition = self._tool_def(request.name)
+        call = {
+            "call_id": self.proto.new_call_id(),
+            "name": request.name,
+            "arguments": request.arguments,
+            "timeout": float(definition.get("timeout_seconds") or DEFAULT_TOOL_TIMEOUT_S),
+        }
+        waiter: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self.tool_waiters[call["call_id"]] = waiter
+        if definition.get("http"):
+            from voicekit.local import http_tools
+
+            http_tools.start(self, definition, call, waiter)
+        return call, definition.get("execution_mode") == "hold", waiter
+
+    async def _tool_result(
+        self, request: ToolRequest, call: dict[str, Any], waiter: asyncio.Future[tuple[str, bool]]
+    ) -> bool:
+        """Wait for a call's result and add it to the history; False when there is none to
+        answer (timed out: an apology is spoken; or the call was abandoned)."""
         try:
-            result, is_error = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            result, is_error = await asyncio.wait_for(asyncio.shield(waiter), call["timeout"])
         except TimeoutError:
-            self.tool_waiters.pop(call_id, None)
             self._start_reply("Sorry, that is taking too long. Let's try something else.")
-            return
+            return False
         except asyncio.CancelledError:
-            self.tool_waiters.pop(call_id, None)
-            return
-        self.tool_waiters.pop(call_id, None)
+            return False
+        finally:
+            self.tool_waiters.pop(call["call_id"], None)
         self.history.append(
             {"role": "tool", "name": request.name, "content": result, "is_error": is_error}
         )
-        self._start_reply_from_brain()
+        return True
+
+    async def _tool_round_trip_hosted(self, request: ToolRequest) -> None:
+        """Hosted: a silent pre-amble from the commit on; ``tool.call`` 1.7-2.7 s after the
+        end of speech; the pre-amble done ~2.3 s later or at once when ``tool.result``
+        comes first; the answer (0.69 s lead-in) no sooner than ~1.3 s after the call."""
+        assert self.timing is not None
+        timing = self.timing
+        call, hold, waiter = self._open_call(request)
+        call_id = call["call_id"]
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        end_at, self._turn_end_at = self._turn_end_at or now, None
+        preamble = None if hold else self._start_reply("", silent=True)
+        await self._flush()
+        call_at = end_at + timing.tool_call_delay(now - end_at)
+        await asyncio.sleep(max(0.0, call_at - loop.time()))
+        if preamble is not None and preamble.done:  # interrupted: results are dropped (§8.4)
+            self.tool_waiters.pop(call_id, None)
+            return
+        self.proto.tool_call_event(call)
+        await self._flush()
+        called_at = loop.time()
+        answer_at = called_at + timing.answer_after_call()
+        if preamble is not None:
+            # reply.done held ~2.3 s unless the result comes first (an early result is fine)
+            await asyncio.wait([waiter], timeout=timing.preamble_hold())
+            if preamble.done:  # interrupted meanwhile
+                self.tool_waiters.pop(call_id, None)
+                return
+            self._end_silent(preamble)
+            await self._flush()
+        if not await self._tool_result(request, call, waiter):
+            return
+        await asyncio.sleep(max(0.0, answer_at - loop.time()))
+        self._start_reply_from_brain(lead="tool")
         await self._flush()
 
     def _on_tool_result(self, call_id: str, result: str, is_error: bool) -> None:
@@ -626,6 +1039,16 @@ class AgentSession:
 def _close_built(built: asyncio.Future[Any]) -> None:
     if not built.cancelled() and built.exception() is None:
         built.result().close()
+
+
+def _silence_chunk(encoding: str) -> bytes:
+    """One reply chunk of digital silence: 10 ms of PCM, or 37.5 ms of G.711 (8 kHz)."""
+    if encoding == "audio/pcm":
+        return bytes(int(SAMPLE_RATE * 0.01) * 2)
+    from voicekit.audio.g711 import alaw_encode, ulaw_encode
+
+    coder = ulaw_encode if encoding == "audio/pcmu" else alaw_encode
+    return bytes(coder(np.zeros(300, np.int16)).tobytes())
 
 
 def _clip(text: str) -> str:
@@ -751,6 +1174,10 @@ class _Pipeline:
         self.announced = False
         self.item_id = session.proto.new_item_id()
         self.utterance_frames = 0
+        # hosted: recognition finished at a "quiet" (so the transcript is ready at the
+        # commit); speech resumed after one starts a new segment, joined at the end
+        self.finished: list[concurrent.futures.Future[str]] = []
+        self.recognizing = False
         self.configure(session.config)
 
     def configure(self, config: Any) -> None:
@@ -771,6 +1198,22 @@ class _Pipeline:
         self.detector.set_params(
             self.turn.vad_threshold, self.turn.min_silence, self.turn.max_silence
         )
+        timing = self.session.timing
+        if timing is not None:
+            self.detector.report_pauses = True
+            unset = td is None or (td.min_silence is None and td.max_silence is None)
+            if unset:  # the service's adaptive end of turn, by transcription mode
+                mode = getattr(config, "transcription_mode", None)
+
+                def end_ms(voiced_ms: float) -> float:
+                    delay = timing.commit_delay(mode, voiced_ms / 1000.0) - VAD_TAIL_S
+                    return 1000.0 * max(0.1, delay)
+
+                self.detector.end_silence_ms = end_ms
+            else:  # documented meaning; the one left unset keeps max >= min
+                self.detector.end_silence_ms = None
+                low, high = self.turn.min_silence, self.turn.max_silence
+                self.detector.set_params(min_silence_ms=low, max_silence_ms=max(low, high))
         keyterms = tuple(getattr(config, "keyterms", None) or ())
         if keyterms != self.recognizer.keyterms and self.session.executor is not None:
             self.session.executor.submit(self.recognizer.set_keyterms, keyterms)
@@ -788,17 +1231,28 @@ class _Pipeline:
         for i, prob in enumerate(probs):
             frame = frames[i * FRAME : (i + 1) * FRAME]
             event = self.detector.update(float(prob), self.partial)
+            if event == "quiet" and self.recognizing:  # hosted: recognise now
+                self.finished.append(self._to_worker(self.recognizer.finish))
+                self.recognizing = False
+            elif event == "resume":
+                if not self.recognizing:  # after a "quiet": a new segment
+                    self._to_worker(self.recognizer.start)
+                    self.recognizing = True
+                out.append(("resume", self.detector.pause_ms / 1000.0))
             if event == "onset":
                 self.announced = False
                 self.partial = ""
                 self.utterance_frames = 0
+                self.finished = []
+                self.recognizing = True
                 self._to_worker(self.recognizer.start)
                 for block in self.preroll:
                     self._feed(block)
                 self.preroll = []
                 out.append(("onset", None))
             if self.detector.in_speech or event == "end":
-                self._feed(frame)
+                if self.recognizing:
+                    self._feed(frame)
                 self.utterance_frames += 1
                 out.append(("speaking", self.detector.speech_ms / 1000.0))
             else:
@@ -807,7 +1261,7 @@ class _Pipeline:
                 if len(self.preroll) > max_blocks:
                     self.preroll = self.preroll[-max_blocks:]
             if event == "end":
-                out.append(("end", None))
+                out.append(("end", self.take_parts()))
         return out
 
     def _to_worker(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
@@ -829,10 +1283,19 @@ class _Pipeline:
             self.partial = text
             self.on_partial(self.item_id, text)
 
-    def finish(self) -> tuple[str, float]:
-        """End the utterance (worker thread): (final text, voiced seconds)."""
-        text = self.recognizer.finish()
-        return text, self.utterance_frames * 0.032
+    def take_parts(self) -> list[concurrent.futures.Future[str]]:
+        """The segments recognised already of the turn that just ended (loop thread)."""
+        parts, self.finished = self.finished, []
+        if self.recognizing:
+            self.recognizing = False
+            parts.append(self._to_worker(self.recognizer.finish))
+        return parts
+
+    def finish(self, parts: list[concurrent.futures.Future[str]]) -> tuple[str, float]:
+        """The final text of a turn from its segments (worker thread, after them):
+        (final text, voiced seconds)."""
+        texts = [f.result() for f in parts]
+        return " ".join(t for t in texts if t), self.utterance_frames * 0.032
 
     def close(self) -> None:
         """Release the recogniser (its decoder, when it lives in a recognition process) and

@@ -37,8 +37,10 @@ class Behaviour:
     merge_early_turns : bool
         A pause inside a user turn can end it early; the user's continuation is merged
         into that turn, the reply held for it stays silent, and its ``transcript.agent``
-        still carries the unspoken text with ``interrupted: false``. Off: the continuation
-        interrupts the held reply like any barge-in.
+        still carries the unspoken text with ``interrupted: false`` (the hosted profile:
+        speech resumed after a 0.3-0.6 s pause that followed a complete-looking phrase
+        commits the first part 0.8 s after the pause began). Off: such a pause does not
+        end the turn.
     reusable_tokens : bool
         A temporary token opens any number of sessions inside its window. Off: single use.
     accept_fast_audio : bool

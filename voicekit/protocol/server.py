@@ -297,6 +297,9 @@ class ServerProtocol:
         and every :class:`Action` :meth:`receive` returns, in order, as it happens (the
         stand-in agent's session recorder). Passive: it must not raise, block or change
         the session. Settable later as the attribute ``observer``.
+    session_ttl_s : int
+        ``session.ready`` ``expires_at`` is now plus this (the hosted service was seen to
+        send now + 3595 s whatever the token asked).
     """
 
     def __init__(
@@ -309,6 +312,7 @@ class ServerProtocol:
         default_voice: str = "alba",
         agents: Callable[[str], Mapping[str, Any] | None] | None = None,
         observer: Callable[[Event | Action], None] | None = None,
+        session_ttl_s: int = 3600,
     ) -> None:
         self.voices = set(voices) if voices is not None else set(voice_ids())
         self._resume = resume
@@ -319,6 +323,7 @@ class ServerProtocol:
         self.enforce_audio_rate = enforce_audio_rate
         self.default_voice = default_voice
         self.observer = observer
+        self.session_ttl_s = session_ttl_s
         self.state = AWAIT_FIRST
         self.config: SessionConfig | None = None
         self.session_id: str | None = None
@@ -559,7 +564,7 @@ class ServerProtocol:
         self.send(
             SessionReady(
                 session_id=self.session_id,
-                expires_at=int(self.clock()) + 3600,
+                expires_at=int(self.clock()) + self.session_ttl_s,
                 resume_token=self.resume_token,
                 config=echo,
             )
@@ -635,7 +640,7 @@ class ServerProtocol:
         self.send(
             SessionReady(
                 session_id=session_id,
-                expires_at=int(self.clock()) + 3600,
+                expires_at=int(self.clock()) + self.session_ttl_s,
                 resume_token=self.resume_token,
                 config=config_echo(config, session_id),
             )

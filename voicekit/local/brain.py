@@ -70,7 +70,9 @@ parameter of no kind takes what the rule detected, else words as below. When a r
 parameter cannot be filled the tool is not called: the brain asks for it ("What's the order
 number?"), and the next user turn, if it answers ("four eight one five two nine", "it's
 anna"), completes the call with the arguments heard so far. Of several rules that fire,
-the first whose arguments are complete is called (else the first asks); one call a turn.
+one is chosen (one call a turn): the one whose condition's own words were said ("refund"),
+else whose kind was named in so many words ("my email is ..."), else any; then the one with
+its arguments complete; then the first stated.
 
 A tool that rules govern is called only by its rules; if its name's or description's words
 are heard without its condition ("where is my order" for an order-number rule), the brain
@@ -696,8 +698,8 @@ _KIND_WORDS: tuple[tuple[str, str], ...] = (
     (
         "number",
         r"\b(?:(?:order|account|confirmation|reference|tracking|booking|reservation|ticket|"
-        r"invoice|case|customer|membership|member|policy|serial|parcel|package)\s+)?"
-        r"(?:numbers?|ids?|codes?|digits?|no)\b",
+        r"invoice|case|customer|membership|member|policy|serial|parcel|package)\s+"
+        r"(?:numbers?|ids?|codes?|no)|numbers?|ids?|codes?|digits?)\b",
     ),
     (
         "person",
@@ -882,6 +884,16 @@ def _fires(rule: _Rule, h: _Heard) -> bool:
     return any(_extract(kind, h) is not None for kind in rule.kinds)
 
 
+def _specificity(rule: _Rule, h: _Heard) -> int:
+    """How closely an utterance matches a rule that fires: 2 for the words the condition
+    names ("refund"), 1 for the kind named in so many words ("my email is ..."), else 0."""
+    if rule.keywords:
+        return 2
+    said = " ".join(h.words)
+    patterns = dict(_KIND_WORDS)
+    return int(any(re.search(patterns[k], said) for k in rule.kinds if k in patterns))
+
+
 def _typed(value: str, kind: str, schema: dict[str, Any]) -> Any:
     if kind == "number" and schema.get("type") in ("integer", "number"):
         return int(value)
@@ -1000,17 +1012,17 @@ def _decide(history: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) 
             args, missing = _fill(tool, h, kinds, pending.arguments, pending.missing[0])
             if len(missing) < len(pending.missing):
                 return _call_or_ask(tool, args, missing)
-    first_ask: _Ask | None = None
-    for rule in rules:
+    fired: list[tuple[int, int, int, Any]] = []
+    for index, rule in enumerate(rules):
         tool = _tool_named(tools, rule.tool)
         if tool is None or not _fires(rule, h):
             continue
         args, missing = _fill(tool, h, rule.kinds)
-        if not missing:
-            return ToolRequest(rule.tool, args)
-        first_ask = first_ask or _call_or_ask(tool, args, missing)
-    if first_ask is not None:
-        return first_ask
+        fired.append(
+            (-_specificity(rule, h), len(missing), index, _call_or_ask(tool, args, missing))
+        )
+    if fired:
+        return min(fired, key=lambda f: f[:3])[3]
     best = _best_tool(h.text, tools)
     if best is None:
         return None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import voicekit as vk
 from voicekit.local.brain import ToolRequest, default_brain
+from voicekit.testing import wait_for_event
 
 WEATHER = {
     "type": "function",
@@ -337,3 +339,52 @@ def test_rules_are_deterministic_and_leave_rule_less_tools_to_keywords() -> None
     assert converse(ALL_RULES, [ORDER], "where is my order four eight one five") == call(
         "lookup_order", order_number="4815"
     )
+
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGITS = {**{w: i for i, w in enumerate(DIGIT_WORDS)}, "oh": 0}
+
+
+@pytest.mark.slow
+def test_the_twin_calls_the_tool_the_prompt_names_with_the_recognised_digits(tmp_path) -> None:
+    calls: list[str] = []
+
+    def get_order_status(order_id: str) -> dict:
+        """Look up an order by its number.
+
+        Parameters
+        ----------
+        order_id : str
+            The order number.
+        """
+        calls.append(order_id)
+        return {"order_id": order_id, "status": "shipped"}
+
+    heard: list[str] = []
+    user = vk.ScriptedUser([vk.Say("my order number is four eight one five two nine")])
+    with vk.local.serve(profile="fast") as agent:
+        s = vk.Session(
+            url=agent.url,
+            system_prompt="You are Ivy, a shop assistant. When the caller gives an order "
+            "number, call get_order_status.",
+            tools=[get_order_status],
+            audio_in=user,
+            audio_out="null",
+            log_dir=tmp_path,
+            # the conversation model knows "four eight one five", not longer digit strings:
+            # without the key term it often hears "alright would like to" (no number, so no
+            # call: the brain asks for the order number); with it, digits (one may be misheard)
+            keyterms=["four eight one five two nine"],
+        )
+        s.on("transcript.user", lambda e: heard.append(e["text"]))
+        with s:
+            wait_for_event(s, "tool.result", lambda e: e.get("dir") == "send", timeout=60)
+        log = s.stop()
+    assert user.error is None and heard
+    spoken_digits = "".join(
+        str(DIGITS[w]) for w in " ".join(heard).split() if w in DIGITS
+    )  # what the recogniser heard, digit by digit (it may mishear one)
+    assert spoken_digits, heard
+    call_line = log.of_type("tool.call")[0]
+    assert call_line["name"] == "get_order_status"
+    assert call_line["arguments"] == {"order_id": spoken_digits} and calls == [spoken_digits]

@@ -993,6 +993,11 @@ def _pending(history: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]])
     text = str(asked.get("content", "")).strip()
     if asked.get("role") != "assistant" or not text.endswith("?"):
         return None
+    questions = {
+        _question(t, r) for t in tools for r in (t.get("parameters") or {}).get("required") or []
+    }
+    if text not in questions:  # not a question of ours: nothing to replay
+        return None
     earlier = _decide(history[:-2], tools)
     return earlier if isinstance(earlier, _Ask) and earlier.question == text else None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import voicekit as vk
 from voicekit.local.brain import ToolRequest, default_brain
@@ -202,6 +204,9 @@ def test_rules_in_the_system_prompt_call_tools_with_arguments_from_speech(
         ("it is twenty one degrees", "You said: it is twenty one degrees. Tell me more."),
         ("i called yesterday", "You said: i called yesterday. Tell me more."),
         ("hi ivy", "Hello! How can I help you today?"),  # the agent's own name is no person
+        ("i'm fine this is great", "You said: i'm fine this is great. Tell me more."),
+        ("up to two of us", "You said: up to two of us. Tell me more."),
+        ("I'm calling from Boston", call("get_weather", city="Boston")),  # a city, no person
         ("thank you", "You're welcome! Anything else?"),
     ],
 )
@@ -339,6 +344,28 @@ def test_rules_are_deterministic_and_leave_rule_less_tools_to_keywords() -> None
     assert converse(ALL_RULES, [ORDER], "where is my order four eight one five") == call(
         "lookup_order", order_number="4815"
     )
+
+
+VOCABULARY = (
+    "my name is this i'm order number four eight oh double one twenty hundred and in new "
+    "york paris anna smith at dot com phone tomorrow at seven o'clock refund table book "
+    "email where weather the a for up it's"
+)
+SPOKEN = st.lists(st.sampled_from(VOCABULARY.split()), max_size=14).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=SPOKEN, second=SPOKEN)
+def test_any_speech_gives_a_reply_or_a_complete_call_and_the_same_twice(
+    first: str, second: str
+) -> None:
+    answer = converse(ALL_RULES, RULES_TOOLS, first, second)
+    assert answer == converse(ALL_RULES, RULES_TOOLS, first, second)
+    if isinstance(answer, ToolRequest):
+        definition = next(t for t in RULES_TOOLS if t["name"] == answer.name)
+        assert set(definition["parameters"]["required"]) <= set(answer.arguments)
+    else:
+        assert isinstance(answer, str) and answer
 
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -31,27 +31,27 @@ condition after ``when``, ``whenever``, ``if``, ``once``, ``as soon as``, ``any 
   order number."``
 
 A rule whose sentence says ``never`` / ``do not`` (without ``unless``) is not a trigger.
-The condition names what must be heard:
+The condition names what must be heard, and the kinds it names are detected so:
 
-========================  =================================================================
-condition mentions        fires when the user's words contain
-========================  =================================================================
-a (person's) name, who,   a person's name: after "my name is", "name's", "call me"
-someone, introduces       (any word), after "this is", "i'm", "it's", "speaking with",
-                          "for", "find", "up" (a common first name, or a capitalised word),
-                          or a common first name anywhere; a surname may follow
-an order / account /      a number: digits ("481529", "4 8 1"), spoken digits ("four eight
-confirmation number, id,  one five two nine"; "oh" is 0, "double five" is 55, "twenty one"
-code, digits              is 21, "four hundred" is 400), after a cue word ("order number
-                          seven") or two digits or more
-a city, town, place,      a city from a built-in list of a few hundred ("new york" ->
-location, where           "New York"), else a capitalised word or a word after "in"
-a date, day / a time      "tomorrow", "next friday", "march third" / "seven o'clock",
-                          "six thirty", "nine am", "noon"
-an email (address)        "john dot smith at example dot com", "john@example.com"
-a phone (number)          seven digits or more, or digits after "phone", "mobile"
-anything else             its words ("mentions a refund": the word "refund", stemmed)
-========================  =================================================================
+- a person's name ("a person's name", "their name", "who", "introduces themselves"): a
+  name after "my name is", "name's", "call me" (any word); after "this is", "i'm", "it's",
+  "speaking with", "for", "find", "up", "named" (a common first name, or a capitalised
+  word); or a common first name anywhere; a common surname (or a capitalised word) may
+  follow: "my name is john smith" -> "John Smith";
+- a number ("an order number", "account number", "confirmation code", "id", "digits"):
+  digits ("481529", "4 8 1") or spoken digits ("four eight one five two nine"; "oh" is 0,
+  "double five" is 55, "twenty one" is 21, "four hundred" is 400), after a cue word ("order
+  number seven"), else two digits or more that are no quantity ("twenty minutes", "at
+  seven thirty") -> ``"481529"``;
+- a city ("a city", "town", "place", "location", "where"): a city from a built-in list of
+  a few hundred ("new york" -> "New York"), else a capitalised word after "in", "to",
+  "from", else a word after "in", "near", "city of" ("in springfield" -> "Springfield");
+- a date ("a date", "day") or a time ("a time"): "tomorrow", "next friday", "march
+  third"; "seven o'clock", "six thirty", "nine am", "noon";
+- an email ("an email address"): "john dot smith at example dot com", "john@example.com";
+- a phone number ("a phone number", "mobile"): seven digits or more, or digits after
+  "phone", "mobile" ("plus" gives a leading ``+``);
+- anything else: its words ("mentions a refund" fires on the word "refund", stemmed).
 
 If the condition also names words besides the kind ("asks about the weather in a city"),
 those words decide whether the rule fires and the kind fills the arguments. A kind that no

@@ -389,9 +389,9 @@ def test_the_twin_calls_the_tool_the_prompt_names_with_the_recognised_digits(tmp
 
     # The recogniser often mishears spoken digits (a digit, or all of them: "my order is
     # alright would like to"). A turn without digits is no call (the brain asks for the
-    # number); the user says it again, up to four times, and the test ends at the first call.
+    # number); the user says it again, up to six times, and the test ends at the first call.
     said = "my order number is four eight one five two nine"
-    user = vk.ScriptedUser([vk.Say(said)] * 4)
+    user = vk.ScriptedUser([vk.Say(said)] * 6)
     with vk.local.serve(profile="fast") as agent:
         s = vk.Session(
             url=agent.url,
@@ -404,7 +404,7 @@ def test_the_twin_calls_the_tool_the_prompt_names_with_the_recognised_digits(tmp
             keyterms=["order number", "four eight one five two nine"],
         )
         with s:
-            wait_for_event(s, "tool.result", lambda e: e.get("dir") == "send", timeout=90)
+            wait_for_event(s, "tool.result", lambda e: e.get("dir") == "send", timeout=120)
         log = s.stop()
     assert user.error is None
     heard = log.of_type("transcript.user")

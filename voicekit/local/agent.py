@@ -958,14 +958,15 @@ class AgentSession:
         client's ``tool.result``, or with the agent's own HTTP call for a stored agent's
         HTTP tool (the client still gets the informational ``tool.call``)."""
         definition = self._tool_def(request.name)
-        call = {
-            "call_id": self.proto.new_call_id(),
+        call_id = self.proto.new_call_id()
+        call: dict[str, Any] = {
+            "call_id": call_id,
             "name": request.name,
             "arguments": request.arguments,
             "timeout": float(definition.get("timeout_seconds") or DEFAULT_TOOL_TIMEOUT_S),
         }
         waiter: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-        self.tool_waiters[call["call_id"]] = waiter
+        self.tool_waiters[call_id] = waiter
         if definition.get("http"):
             from voicekit.local import http_tools
 

@@ -15,7 +15,7 @@ not depend on a sound card.
 
 Each run uses a fresh agent with its own seed, so the rows are distributions, not one
 draw repeated. Prints figures; asserts nothing. ``--quick``: 2 runs (about 2 minutes);
-default 4 runs (about 4 minutes).
+default 4 runs (about 4 minutes); ``--markdown`` also prints the README's table.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from voicekit.local.timing import LIVE_FIGURES
 
 import voicekit as vk
+from voicekit.local.timing import LIVE_FIGURES
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "local"))
 from rawclient import RawClient, silence, speech
@@ -290,6 +290,16 @@ def main() -> dict[str, Any]:
             f"  {fig.what:<52} {fig.low_s:>6.2f}-{fig.high_s:<6.2f} s  {med:>9.2f} s  "
             f"{min(values):>6.2f}-{max(values):<6.2f} s  {'yes' if ok else 'NO ':<3} {fig.source}"
         )
+    if "--markdown" in sys.argv:  # the README's calibration table
+        print("| figure | live (source) | twin median |\n|---|---|---|")
+        for fig in LIVE_FIGURES:
+            if fig.key in rows:
+                live = (
+                    f"{fig.low_s:.2f}"
+                    if fig.low_s == fig.high_s
+                    else (f"{fig.low_s:.2f}-{fig.high_s:.2f}")
+                )
+                print(f"| {fig.what} | {live} s ({fig.source}) | {rows[fig.key]['median']:.2f} s |")
     for key in sorted(set(measured) - {f.key for f in LIVE_FIGURES}):
         values = measured[key]
         print(f"  {key:<52} {'':>15}  {statistics.median(values):>9.2f}    (no live figure)")

@@ -191,6 +191,13 @@ LIVE_FIGURES: tuple[LiveFigure, ...] = (
         4.5,
         "BATON §5",
     ),
+    LiveFigure(
+        "time_to_first_audio",
+        "commit to first audible (the service's time_to_first_audio_ms)",
+        0.807,
+        1.208,
+        "BATON §5",
+    ),
     LiveFigure("barge_in", "barge-in decided after the user began", 1.07, 2.17, "BATON §4.3"),
     LiveFigure(
         "barge_in_together",

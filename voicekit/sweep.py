@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["sweep"]
 
+SESSION_KEYS = ("voice", "transcription_mode")  # grid keys that are session fields
+
 
 def _progress(total: int, enabled: bool, unit: str) -> Any:
     from tqdm.auto import tqdm
@@ -50,8 +52,10 @@ def sweep(
         The conversation; each run gets a fresh copy (same steps, seed and gaps).
     grid : dict
         Turn-detection fields (``vad_threshold``, ``min_silence``, ``max_silence``,
-        ``interrupt_response``) or ``voice``, each with the values to try; every
-        combination is run.
+        ``interrupt_response``) or session fields (``voice``, ``transcription_mode``), each
+        with the values to try; every combination is run. Turn-detection fields left out
+        are unset (the agent's own end of turn: on the hosted service and the stand-in
+        agent's hosted profile, adaptive by ``transcription_mode``).
     repeats : int
         Runs per combination.
     parallel : int
@@ -71,7 +75,7 @@ def sweep(
 
     import pandas as pd
 
-    from voicekit.protocol import TurnDetection
+    from voicekit.protocol import SessionConfig, TurnDetection
     from voicekit.scripted import ScriptedUser
     from voicekit.session import Session
 
@@ -79,7 +83,7 @@ def sweep(
         raise ConfigError(
             f"user must be a vk.ScriptedUser, not {type(user).__name__}", field="user"
         )
-    known = {"vad_threshold", "min_silence", "max_silence", "interrupt_response", "voice"}
+    known = {"vad_threshold", "min_silence", "max_silence", "interrupt_response", *SESSION_KEYS}
     for key, values in grid.items():
         if key not in known:
             raise ConfigError(
@@ -93,16 +97,17 @@ def sweep(
     keys = list(grid)
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
     for combo in combos:  # validate every config before running anything
-        TurnDetection(**{k: v for k, v in combo.items() if k != "voice"})
+        TurnDetection(**{k: v for k, v in combo.items() if k not in SESSION_KEYS})
+        if "transcription_mode" in combo:
+            SessionConfig(transcription_mode=combo["transcription_mode"])
     jobs = [(i, combo, r) for i, combo in enumerate(combos) for r in range(repeats)]
     bar = _progress(len(jobs), progress, "runs")
 
     def run(job: tuple[int, dict[str, Any], int]) -> Any:
         index, combo, rep = job
-        td = {k: v for k, v in combo.items() if k != "voice"}
+        td = {k: v for k, v in combo.items() if k not in SESSION_KEYS}
         kwargs = dict(session_kwargs)
-        if "voice" in combo:
-            kwargs["voice"] = combo["voice"]
+        kwargs.update({k: v for k, v in combo.items() if k in SESSION_KEYS})
         s = Session(
             audio_in=user.copy(),
             audio_out="null",

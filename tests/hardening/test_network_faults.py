@@ -15,7 +15,8 @@ A fault at ``session.updated`` with ``at=0`` cuts the connection inside the hand
 - ``half_close``: the write side of one direction is shut (``to_client`` or ``to_agent``);
 - ``partition``: like ``drop``, and reconnects are refused for ``outage`` seconds;
 - ``failover``: like ``drop``, and reconnects reach another agent, which does not know the
-  session (``session_not_found``: the resume cannot work, the session must end in error).
+  session (``session_not_found``: the resume cannot work; the session restarts there, as
+  ``on_resume_failure="restart"``, the default, says).
 
 Every session must either resume within the 30 s resume window (§5.3, §11; the client's
 backoff budget is 25 s, ``voicekit.protocol.backoff_delays``), ride the fault out without
@@ -276,7 +277,7 @@ class Outcome:
 
     fault: str
     at: float
-    result: str  # "resumed" | "rode_through" | "error"
+    result: str  # "resumed" | "restarted" | "rode_through" | "error"
     detect_s: float | None  # fault -> connection.closed
     settle_s: float | None  # fault -> resumed (input.gap "resumed") or -> the error line
     stop_s: float
@@ -307,7 +308,8 @@ def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
     )
     closed, resumed, failed, answered = (threading.Event() for _ in range(4))
     s.on("connection.closed", lambda e: closed.set())
-    s.on("input.gap", lambda e: e.get("reason") == "resumed" and resumed.set())
+    # resumed, or restarted after a failed resume (on_resume_failure="restart", the default)
+    s.on("input.gap", lambda e: e.get("reason") in ("resumed", "restarted") and resumed.set())
     s.on("error", lambda e: failed.set())
     s.on("reply.done", lambda e: e.get("status") == "completed" and answered.set())
     try:
@@ -327,7 +329,7 @@ def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
             # a dead connection must be noticed at once: TCP tells both ends
             assert closed.wait(10), f"{fault.describe()}: the session never saw the close"
         if closed.is_set():
-            # resume inside the window, or give up with an error: never hang
+            # resume (or restart) inside the window, or give up with an error: never hang
             limit = fault.fired_at + RESUME_WINDOW_S + 10.0
             while not (resumed.is_set() or s.status == "error") and time.monotonic() < limit:
                 failed.wait(0.05)
@@ -344,7 +346,7 @@ def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
     log = vk.load_log(log.path)
     fault_t = fault.fired_at - t0
     closes = [e["t"] for e in log.of_type("connection.closed") if e["t"] >= fault_t - 0.05]
-    gaps = [e for e in log.of_type("input.gap") if e.get("reason") == "resumed"]
+    gaps = [e for e in log.of_type("input.gap") if e.get("reason") in ("resumed", "restarted")]
     errors = log.of_type("error")
     final = log.of_type("session.stop")[-1]["status"]
     if final == "error":
@@ -353,7 +355,7 @@ def run_one(proxy: FaultProxy, fault: Fault, log_dir: Path) -> Outcome:
         assert errors, "an error end without an error line"
         settle: float | None = errors[-1]["t"] - fault_t
     elif gaps:
-        result = "resumed"
+        result = str(gaps[0]["reason"])  # "resumed", or "restarted" when the resume failed
         settle = gaps[0]["t"] - fault_t
         assert final == "ended" and settle <= RESUME_WINDOW_S, (final, settle)
     else:
@@ -438,13 +440,13 @@ def test_a_fault_is_resumed_or_ridden_out_and_the_log_stays_continuous(
     out = run_one(proxy, fault, tmp_path)
     print("\n" + out.row())
     assert out.stop_s < STOP_BOUND_S
-    if fault.kind == "failover":  # the resume cannot work: a typed error, at once
-        assert out.result == "error", out.row()
-        assert out.error is not None and "session_not_found" in out.error, out.error
+    if fault.kind == "failover":  # the resume cannot work: a fresh session, at once
+        assert out.result == "restarted", out.row()
+        restarted = out.log.of_type("session.restarted")
+        assert len(restarted) == 1 and "session_not_found" in restarted[0]["reason"], restarted
+        assert restarted[0]["new_session_id"] != restarted[0]["old_session_id"]
         assert out.detect_s is not None and out.detect_s < 1.0
         assert out.settle_s is not None and out.settle_s < 5.0
-        gaps = out.log.of_type("input.gap")
-        assert gaps and gaps[-1]["reason"] == "resume failed"
     elif fault.kind in ("drop", "half_close", "partition"):
         assert out.result == "resumed", out.row()
         assert out.detect_s is not None and out.detect_s < 1.0

@@ -285,12 +285,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(f"  mean over {len(table)} held-out cells: {mean:.3f}")
     rec = Recognizer()
     user = score_sentences(rec, eval_sentences(), USER_STYLE)
-    print(f"scripted user ({USER_STYLE.espeak_voice} @ {USER_STYLE.rate_wpm}) on eval.txt: "
-          f"{user.accuracy:.3f} (clean audio only)")
+    print(
+        f"scripted user ({USER_STYLE.espeak_voice} @ {USER_STYLE.rate_wpm}) on eval.txt: "
+        f"{user.accuracy:.3f} (clean audio only)"
+    )
     tune = Score()
     for voice, rate in TUNING_VOICES:
         tune.add(score_sentences(rec, TUNING, VoiceStyle(voice, rate, 50)))
-    print(f"tuning set ({len(TUNING_VOICES)} voices x {len(TUNING)} sentences): {tune.accuracy:.3f}")
+    print(
+        f"tuning set ({len(TUNING_VOICES)} voices x {len(TUNING)} sentences): {tune.accuracy:.3f}"
+    )
     result = {"held_out_mean": mean, "user": user.accuracy, "tuning": tune.accuracy}
     if args.clips:
         human, heard = score_clips(rec, Path(args.clips))

@@ -12,6 +12,13 @@ to the dictionary (pronunciation from the stock dictionary, or spelled from lett
 to the model as extra sentences, which raises their probability — a per-word boost the
 stock model cannot give.
 
+Beyond the scripted user's voice: each dictionary word also gets the pronunciations espeak-ng
+itself uses in a few English accents (``LEXICON_VOICES``, IPA mapped to the acoustic model's
+phones), and key terms get espeak-ng's pronunciation rather than only a letter-to-sound
+guess. Settings (``EXTRA_WORD_COUNT``, ``WORD_INSERTION``, ``TOP_GAUSSIANS``, the lexicon)
+were chosen on the tuning sentences and voices of ``benchmarks/bench_asr.py``, which
+measures word accuracy on held-out sentences, voices and speaking rates.
+
 The decoder dithers its input (fixed seed, so a run is repeatable): synthetic users and
 file sources send digital silence, exact zeros, and without dither a ±1 LSB difference in the
 audio — another CPU's resampler, say — moved held-out word accuracy by up to 0.2.
@@ -20,6 +27,8 @@ Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.3 s to sta
 to one session and is used from one thread at a time; :func:`language_model` results are
 cached and shared (read-only).
 """
+
+# ruff: noqa: RUF001  (IPA letters in the espeak-ng phone table are meant)
 
 from __future__ import annotations
 
@@ -48,9 +57,14 @@ __all__ = [
 
 DATA = Path(__file__).with_name("data")
 DISCOUNT = 0.6
-EXTRA_WORD_COUNT = 0.1  # pseudo-count of an out-of-corpus everyday word
+EXTRA_WORD_COUNT = 0.5  # pseudo-count of an out-of-corpus everyday word (was 0.1)
 KEYTERM_REPEATS = 6
 LANGUAGE_WEIGHT = 6.5  # chosen on eval.txt under input dither: 9.5 overfit the corpus
+LEXICON_VOICES: tuple[str, ...] = ("en-us", "en", "en-gb-x-gbclan", "en-us-nyc")
+"""espeak-ng accents whose pronunciations join the dictionary (those of the tuning voices of
+``benchmarks/bench_asr.py``; empty: the stock dictionary alone)."""
+WORD_INSERTION = 0.2  # pocketsphinx -wip (its default 0.65): fewer short filler words
+TOP_GAUSSIANS = 8  # pocketsphinx -topn (its default 4)
 DITHER_SEED = 7  # decoder dither: digital silence (exact zeros) otherwise skews the features
 _WORD = re.compile(r"[a-z][a-z']*")
 _LETTERS = {
@@ -212,8 +226,70 @@ def pronounce(word: str) -> str:
     return " ".join(phones) or "AH"
 
 
+_IPA = sorted(
+    (
+        pair.split("=")
+        for pair in (  # noqa: SIM905
+            "aɪ=AY aʊ=AW eɪ=EY oʊ=OW əʊ=OW ɔɪ=OY eə=EH ɪə=IH ʊə=UH iə=IY_AH tʃ=CH dʒ=JH ɑ=AA æ=AE "
+            "ʌ=AH ə=AH ɐ=AH ɚ=ER ɜ=ER ɝ=ER ɛ=EH e=EH ɪ=IH ᵻ=IH i=IY ɒ=AA ɔ=AO o=OW ʊ=UH u=UW ʉ=UW "
+            "a=AE p=P b=B t=T d=D k=K g=G ɡ=G f=F v=V θ=TH ð=DH s=S z=Z ʃ=SH ʒ=ZH h=HH m=M n=N "
+            "ŋ=NG l=L ɫ=L ɹ=R r=R ɾ=T j=Y w=W ʍ=W ʔ=T x=K"
+        ).split()
+    ),
+    key=lambda kv: -len(kv[0]),
+)  # espeak-ng's English IPA -> the acoustic model's ARPAbet phones (longest match first)
+_SYLLABIC = "\u0329"  # combining vertical line below: a syllabic consonant
+
+
+def ipa_to_phones(ipa: str) -> str:
+    """ARPAbet phones of an espeak-ng IPA string (stress and length marks dropped)."""
+    phones, i = [], 0
+    while i < len(ipa):
+        for sym, ph in _IPA:
+            if ipa.startswith(sym, i):
+                if ph in ("L", "N") and ipa.startswith(_SYLLABIC, i + len(sym)):
+                    phones.append("AH")  # a syllabic l or n
+                phones.append(ph.replace("_", " "))
+                i += len(sym)
+                break
+        else:
+            i += 1  # stress, length, syllable marks and anything unknown
+    return " ".join(phones)
+
+
+@functools.cache
+def _espeak_pronunciations(words: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each word's pronunciations as espeak-ng says it in the ``LEXICON_VOICES`` accents."""
+    from voicekit.speech.tts import phonemize
+
+    out: dict[str, list[str]] = {w: [] for w in words}
+    for voice in LEXICON_VOICES:
+        for word, ipa in phonemize(list(words), voice).items():
+            phones = ipa_to_phones(ipa)
+            if phones and phones not in out[word]:
+                out[word].append(phones)
+    return {w: tuple(p) for w, p in out.items()}
+
+
+def dictionary_lines(words: Iterable[str]) -> str:
+    """Pocketsphinx dictionary text: each word's stock pronunciation (or a letter-to-sound
+    guess) and, when ``LEXICON_VOICES`` is set, the differing ones espeak-ng uses."""
+    words = sorted(set(words))
+    alternates = _espeak_pronunciations(tuple(words)) if LEXICON_VOICES else {}
+    lines = []
+    for w in words:
+        prons = [pronounce(w)]
+        for alt in alternates.get(w, ()):
+            if alt not in prons:
+                prons.append(alt)
+        lines += [f"{w if k == 0 else f'{w}({k + 1})'} {p}\n" for k, p in enumerate(prons)]
+    return "".join(lines)
+
+
 def build_arpa(
-    sentences: Iterable[str], extra_words: Iterable[str] = (), discount: float = DISCOUNT
+    sentences: Iterable[str],
+    extra_words: Iterable[str] = (),
+    discount: float = DISCOUNT,
 ) -> str:
     """An ARPA trigram model (absolute discounting with backoff) from sentences.
 
@@ -304,9 +380,7 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
         folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
         lm_path, dict_path = folder / "conversation.lm", folder / "conversation.dict"
         lm_path.write_text(arpa, encoding="utf-8")
-        dict_path.write_text(
-            "".join(f"{w} {pronounce(w)}\n" for w in sorted(words)), encoding="utf-8"
-        )
+        dict_path.write_text(dictionary_lines(words), encoding="utf-8")
         _LM_CACHE[key] = (lm_path, dict_path)
         return lm_path, dict_path
 
@@ -345,6 +419,8 @@ class Recognizer:
             dict=str(dic),
             logfn=os.devnull,
             lw=LANGUAGE_WEIGHT,
+            wip=WORD_INSERTION,
+            topn=TOP_GAUSSIANS,
             samprate=16000,
             dither=True,
             seed=DITHER_SEED,

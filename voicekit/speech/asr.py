@@ -33,7 +33,9 @@ cached and shared (read-only).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
+import gzip
 import itertools
 import math
 import os
@@ -65,6 +67,7 @@ LEXICON_VOICES: tuple[str, ...] = ("en-us", "en", "en-gb-x-gbclan", "en-us-nyc")
 ``benchmarks/bench_asr.py``; empty: the stock dictionary alone)."""
 WORD_INSERTION = 0.2  # pocketsphinx -wip (its default 0.65): fewer short filler words
 TOP_GAUSSIANS = 8  # pocketsphinx -topn (its default 4)
+BACKGROUND_WEIGHT = 0.1  # share of the general-English bigrams (data/background_bigrams.txt.gz)
 DITHER_SEED = 7  # decoder dither: digital silence (exact zeros) otherwise skews the features
 _WORD = re.compile(r"[a-z][a-z']*")
 _LETTERS = {
@@ -286,10 +289,61 @@ def dictionary_lines(words: Iterable[str]) -> str:
     return "".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Background:
+    """A general-English bigram model to mix into the conversation model.
+
+    Attributes
+    ----------
+    unigrams : dict of str to float
+        P(word).
+    backoffs : dict of str to float
+        Backoff weight of each history word.
+    bigrams : dict of str to dict of str to float
+        P(word | history) for the bigrams the model lists.
+    """
+
+    unigrams: dict[str, float]
+    backoffs: dict[str, float]
+    bigrams: dict[str, dict[str, float]]
+
+    def prob(self, word: str, history: str) -> float:
+        """P(word | history), backing off to the unigram."""
+        row = self.bigrams.get(history)
+        if row is not None and word in row:
+            return row[word]
+        return self.backoffs.get(history, 1.0) * self.unigrams.get(word, 0.0)
+
+
+@functools.cache
+def background() -> Background:
+    """The stock model's bigrams over everyday words (``data/background_bigrams.txt.gz``)."""
+    uni: dict[str, float] = {}
+    bow: dict[str, float] = {}
+    bi: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    section = ""
+    with gzip.open(DATA / "background_bigrams.txt.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            if line.startswith("\\"):
+                section = line.strip()
+                continue
+            parts = line.split()
+            if section == "\\1-grams:":
+                uni[parts[1]], bow[parts[1]] = 10 ** float(parts[0]), 10 ** float(parts[2])
+            elif section == "\\2-grams:":
+                bi[parts[1]][parts[2]] = 10 ** float(parts[0])
+    uni.pop("<s>", None)
+    return Background(uni, bow, dict(bi))
+
+
 def build_arpa(
     sentences: Iterable[str],
     extra_words: Iterable[str] = (),
     discount: float = DISCOUNT,
+    background: Background | None = None,
+    background_weight: float = 0.0,
 ) -> str:
     """An ARPA trigram model (absolute discounting with backoff) from sentences.
 
@@ -301,6 +355,11 @@ def build_arpa(
         Words given a small unigram probability although they are not in the text.
     discount : float
         Absolute discount D in (0, 1).
+    background : Background, optional
+        A general bigram model, linearly interpolated into the unigrams, bigrams and
+        trigrams with ``background_weight`` (its words join the vocabulary).
+    background_weight : float
+        The background's share, in [0, 1).
     """
     counts: list[collections.Counter[tuple[str, ...]]] = [collections.Counter() for _ in range(3)]
     for sentence in sentences:
@@ -341,6 +400,8 @@ def build_arpa(
             left = discount * len(grams) / n_hist
             seen_lower = sum(lower_prob(g) for g, _ in grams)
             bows[n - 1][hist] = left / max(1e-9, 1.0 - seen_lower)
+    if background is not None and background_weight > 0:
+        probs, bows = _interpolate(probs, bows, background, background_weight)
     lines = ["\\data\\"]
     lines += [f"ngram {n + 1}={len(probs[n]) + (1 if n == 0 else 0)}" for n in range(3)]
     for n in range(3):
@@ -354,6 +415,59 @@ def build_arpa(
             lines.append(entry)
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
+
+
+_Grams = list[dict[tuple[str, ...], float]]
+
+
+def _interpolate(
+    probs: _Grams, bows: _Grams, bg: Background, weight: float
+) -> tuple[_Grams, _Grams]:
+    """Mix a background bigram model into a trigram model: P = (1 - w) P_conv + w P_bg for
+    every n-gram either lists (P_bg of a trigram is its bigram), new backoff weights so that
+    each history still sums to one."""
+    lam = 1.0 - weight
+    dom_uni = {g[0]: p for g, p in probs[0].items()}
+    vocab = set(dom_uni) | set(bg.unigrams)
+    z = sum(bg.unigrams.get(w, 0.0) for w in vocab)
+    uni = {w: lam * dom_uni.get(w, 0.0) + weight * bg.unigrams.get(w, 0.0) / z for w in vocab}
+
+    def p_dom(word: str, hist: str) -> float:
+        p = probs[1].get((hist, word))
+        return p if p is not None else bows[0].get((hist,), 1.0) * dom_uni.get(word, 0.0)
+
+    followers: dict[str, set[str]] = collections.defaultdict(set)
+    for h, w in probs[1]:
+        followers[h].add(w)
+    for h, row in bg.bigrams.items():
+        if h in vocab or h == "<s>":
+            followers[h].update(w for w in row if w in vocab)
+    bi: dict[tuple[str, ...], float] = {}
+    bow1: dict[tuple[str, ...], float] = {}
+    for h, words in followers.items():
+        mass = lower = 0.0
+        for w in words:
+            p = lam * p_dom(w, h) + weight * bg.prob(w, h)
+            if p > 0:
+                bi[(h, w)] = p
+                mass, lower = mass + p, lower + uni[w]
+        bow1[(h,)] = max(1e-6, 1.0 - mass) / max(1e-6, 1.0 - lower)
+    tri: dict[tuple[str, ...], float] = {}
+    bow2: dict[tuple[str, ...], float] = {}
+    by_hist: dict[tuple[str, ...], list[str]] = collections.defaultdict(list)
+    for g in probs[2]:
+        by_hist[g[:2]].append(g[2])
+    for hist, nexts in by_hist.items():
+        mass = lower = 0.0
+        for w in nexts:
+            p = lam * probs[2][(*hist, w)] + weight * bg.prob(w, hist[1])
+            tri[(*hist, w)] = p
+            low = bi.get((hist[1], w))
+            mass += p
+            lower += low if low is not None else bow1.get(hist[1:], 1.0) * uni[w]
+        bow2[hist] = max(1e-6, 1.0 - mass) / max(1e-6, 1.0 - lower)
+    unigrams: dict[tuple[str, ...], float] = {(w,): max(p, 1e-12) for w, p in uni.items()}
+    return [unigrams, bi, tri], [bow1, bow2, {}]
 
 
 def _extra_vocab() -> list[str]:
@@ -375,8 +489,10 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
         for term in key:
             sentences += [term] * KEYTERM_REPEATS
             sentences += [f"{prefix} {term}" for prefix in ("i want", "it is", "about", "the")]
-        arpa = build_arpa(sentences, _extra_vocab())
+        bg = background() if BACKGROUND_WEIGHT > 0 else None
+        arpa = build_arpa(sentences, _extra_vocab(), DISCOUNT, bg, BACKGROUND_WEIGHT)
         words = {w for s in sentences for w in words_of(s)} | set(_extra_vocab())
+        words |= set(bg.unigrams) - {"</s>"} if bg is not None else set()
         folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
         lm_path, dict_path = folder / "conversation.lm", folder / "conversation.dict"
         lm_path.write_text(arpa, encoding="utf-8")

@@ -435,8 +435,10 @@ def _interpolate(
     lam = 1.0 - weight
     dom_uni = {g[0]: p for g, p in probs[0].items()}
     vocab = set(dom_uni) | set(bg.unigrams)
-    z = sum(bg.unigrams.get(w, 0.0) for w in vocab)
-    uni = {w: lam * dom_uni.get(w, 0.0) + weight * bg.unigrams.get(w, 0.0) / z for w in vocab}
+    z = sum(bg.unigrams.get(w, 0.0) for w in sorted(vocab))
+    uni = {
+        w: lam * dom_uni.get(w, 0.0) + weight * bg.unigrams.get(w, 0.0) / z for w in sorted(vocab)
+    }
 
     def p_dom(word: str, hist: str) -> float:
         p = probs[1].get((hist, word))
@@ -450,9 +452,9 @@ def _interpolate(
             followers[h].update(w for w in row if w in vocab)
     bi: dict[tuple[str, ...], float] = {}
     bow1: dict[tuple[str, ...], float] = {}
-    for h, words in followers.items():
+    for h, words in sorted(followers.items()):
         mass = lower = 0.0
-        for w in words:
+        for w in sorted(words):  # sorted: float sums the same in every process
             p = lam * p_dom(w, h) + weight * bg.prob(w, h)
             if p > 0:
                 bi[(h, w)] = p

@@ -21,16 +21,19 @@ mapped to the acoustic model's phones), so key terms get espeak-ng's pronunciati
 the stock one or a letter-to-sound guess. These and ``EXTRA_WORD_COUNT``,
 ``WORD_INSERTION``, ``TOP_GAUSSIANS`` were chosen on the tuning sentences and voices of
 ``benchmarks/bench_asr.py``, which measures word accuracy on held-out sentences, voices and
-speaking rates (mean over 24 held-out voice x rate cells 0.24 -> 0.31; the scripted user
+speaking rates (mean over 24 held-out voice x rate cells 0.24 -> 0.30; the scripted user
 unchanged at ~0.80), at a decode real-time factor of about 0.12 on one core (was 0.07).
 
 The decoder dithers its input (fixed seed, so a run is repeatable): synthetic users and
 file sources send digital silence, exact zeros, and without dither a ±1 LSB difference in the
 audio — another CPU's resampler, say — moved held-out word accuracy by up to 0.2.
+pocketsphinx's dither generator is global to the process and seeded when a decoder starts:
+a decoder's words also depend on what other decoders of the process decoded since, so only
+a fresh process repeats a run exactly.
 
 Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.15 s to start once
-its process has the model; the process's first one takes 1.5 s) belongs
-to one session and is used from one thread at a time; :func:`language_model` results are
+its process has the model; the process's first one takes 1.5 s) belongs to one session and
+is used from one thread at a time; :func:`language_model` results are
 cached and shared (read-only).
 """
 

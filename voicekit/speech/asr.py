@@ -12,19 +12,39 @@ to the dictionary (pronunciation from the stock dictionary, or spelled from lett
 to the model as extra sentences, which raises their probability — a per-word boost the
 stock model cannot give.
 
+Beyond the scripted user's voice and the corpus's sentences: a general-English bigram
+model is interpolated in (``BACKGROUND_WEIGHT`` of it; ``data/background_bigrams.txt.gz``,
+the stock model's bigrams over its 2,000 most common words and the corpus's, pruned), so
+everyday words and word pairs the corpus lacks stay likely; each dictionary word also gets
+the pronunciations espeak-ng itself uses in a few English accents (``LEXICON_VOICES``, IPA
+mapped to the acoustic model's phones), so key terms get espeak-ng's pronunciation besides
+the stock one or a letter-to-sound guess. These and ``EXTRA_WORD_COUNT``,
+``WORD_INSERTION``, ``TOP_GAUSSIANS`` were chosen on the tuning sentences and voices of
+``benchmarks/bench_asr.py``, which measures word accuracy on held-out sentences, voices and
+speaking rates (mean over 24 held-out voice x rate cells 0.24 -> 0.30; the scripted user
+unchanged at ~0.80), at a decode real-time factor of about 0.12 on one core (was 0.07).
+
 The decoder dithers its input (fixed seed, so a run is repeatable): synthetic users and
 file sources send digital silence, exact zeros, and without dither a ±1 LSB difference in the
 audio — another CPU's resampler, say — moved held-out word accuracy by up to 0.2.
+pocketsphinx's dither generator is global to the process and seeded when a decoder starts:
+a decoder's words also depend on what other decoders of the process decoded since, so only
+a fresh process repeats a run exactly.
 
-Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.3 s to start) belongs
-to one session and is used from one thread at a time; :func:`language_model` results are
+Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.15 s to start once
+its process has the model; the process's first one takes 1.5 s) belongs to one session and
+is used from one thread at a time; :func:`language_model` results are
 cached and shared (read-only).
 """
+
+# ruff: noqa: RUF001  (IPA letters in the espeak-ng phone table are meant)
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
+import gzip
 import itertools
 import math
 import os
@@ -48,9 +68,15 @@ __all__ = [
 
 DATA = Path(__file__).with_name("data")
 DISCOUNT = 0.6
-EXTRA_WORD_COUNT = 0.1  # pseudo-count of an out-of-corpus everyday word
+EXTRA_WORD_COUNT = 0.5  # pseudo-count of an out-of-corpus everyday word (was 0.1)
 KEYTERM_REPEATS = 6
 LANGUAGE_WEIGHT = 6.5  # chosen on eval.txt under input dither: 9.5 overfit the corpus
+LEXICON_VOICES: tuple[str, ...] = ("en-us", "en", "en-gb-x-gbclan", "en-us-nyc")
+"""espeak-ng accents whose pronunciations join the dictionary (those of the tuning voices of
+``benchmarks/bench_asr.py``; empty: the stock dictionary alone)."""
+WORD_INSERTION = 0.2  # pocketsphinx -wip (its default 0.65): fewer short filler words
+TOP_GAUSSIANS = 8  # pocketsphinx -topn (its default 4)
+BACKGROUND_WEIGHT = 0.1  # share of the general-English bigrams (data/background_bigrams.txt.gz)
 DITHER_SEED = 7  # decoder dither: digital silence (exact zeros) otherwise skews the features
 _WORD = re.compile(r"[a-z][a-z']*")
 _LETTERS = {
@@ -212,8 +238,121 @@ def pronounce(word: str) -> str:
     return " ".join(phones) or "AH"
 
 
+_IPA = sorted(
+    (
+        pair.split("=")
+        for pair in (  # noqa: SIM905
+            "aɪ=AY aʊ=AW eɪ=EY oʊ=OW əʊ=OW ɔɪ=OY eə=EH ɪə=IH ʊə=UH iə=IY_AH tʃ=CH dʒ=JH ɑ=AA æ=AE "
+            "ʌ=AH ə=AH ɐ=AH ɚ=ER ɜ=ER ɝ=ER ɛ=EH e=EH ɪ=IH ᵻ=IH i=IY ɒ=AA ɔ=AO o=OW ʊ=UH u=UW ʉ=UW "
+            "a=AE p=P b=B t=T d=D k=K g=G ɡ=G f=F v=V θ=TH ð=DH s=S z=Z ʃ=SH ʒ=ZH h=HH m=M n=N "
+            "ŋ=NG l=L ɫ=L ɹ=R r=R ɾ=T j=Y w=W ʍ=W ʔ=T x=K"
+        ).split()
+    ),
+    key=lambda kv: -len(kv[0]),
+)  # espeak-ng's English IPA -> the acoustic model's ARPAbet phones (longest match first)
+_SYLLABIC = "\u0329"  # combining vertical line below: a syllabic consonant
+
+
+def ipa_to_phones(ipa: str) -> str:
+    """ARPAbet phones of an espeak-ng IPA string (stress and length marks dropped)."""
+    phones, i = [], 0
+    while i < len(ipa):
+        for sym, ph in _IPA:
+            if ipa.startswith(sym, i):
+                if ph in ("L", "N") and ipa.startswith(_SYLLABIC, i + len(sym)):
+                    phones.append("AH")  # a syllabic l or n
+                phones.append(ph.replace("_", " "))
+                i += len(sym)
+                break
+        else:
+            i += 1  # stress, length, syllable marks and anything unknown
+    return " ".join(phones)
+
+
+@functools.cache
+def _espeak_pronunciations(words: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each word's pronunciations as espeak-ng says it in the ``LEXICON_VOICES`` accents."""
+    from voicekit.speech.tts import phonemize
+
+    out: dict[str, list[str]] = {w: [] for w in words}
+    for voice in LEXICON_VOICES:
+        for word, ipa in phonemize(list(words), voice).items():
+            phones = ipa_to_phones(ipa)
+            if phones and phones not in out[word]:
+                out[word].append(phones)
+    return {w: tuple(p) for w, p in out.items()}
+
+
+def dictionary_lines(words: Iterable[str]) -> str:
+    """Pocketsphinx dictionary text: each word's stock pronunciation (or a letter-to-sound
+    guess) and, when ``LEXICON_VOICES`` is set, the differing ones espeak-ng uses."""
+    words = sorted(set(words))
+    alternates = _espeak_pronunciations(tuple(words)) if LEXICON_VOICES else {}
+    lines = []
+    for w in words:
+        prons = [pronounce(w)]
+        for alt in alternates.get(w, ()):
+            if alt not in prons:
+                prons.append(alt)
+        lines += [f"{w if k == 0 else f'{w}({k + 1})'} {p}\n" for k, p in enumerate(prons)]
+    return "".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Background:
+    """A general-English bigram model to mix into the conversation model.
+
+    Attributes
+    ----------
+    unigrams : dict of str to float
+        P(word).
+    backoffs : dict of str to float
+        Backoff weight of each history word.
+    bigrams : dict of str to dict of str to float
+        P(word | history) for the bigrams the model lists.
+    """
+
+    unigrams: dict[str, float]
+    backoffs: dict[str, float]
+    bigrams: dict[str, dict[str, float]]
+
+    def prob(self, word: str, history: str) -> float:
+        """P(word | history), backing off to the unigram."""
+        row = self.bigrams.get(history)
+        if row is not None and word in row:
+            return row[word]
+        return self.backoffs.get(history, 1.0) * self.unigrams.get(word, 0.0)
+
+
+@functools.cache
+def background() -> Background:
+    """The stock model's bigrams over everyday words (``data/background_bigrams.txt.gz``)."""
+    uni: dict[str, float] = {}
+    bow: dict[str, float] = {}
+    bi: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    section = ""
+    with gzip.open(DATA / "background_bigrams.txt.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            if line.startswith("\\"):
+                section = line.strip()
+                continue
+            parts = line.split()
+            if section == "\\1-grams:":
+                uni[parts[1]], bow[parts[1]] = 10 ** float(parts[0]), 10 ** float(parts[2])
+            elif section == "\\2-grams:":
+                bi[parts[1]][parts[2]] = 10 ** float(parts[0])
+    uni.pop("<s>", None)
+    return Background(uni, bow, dict(bi))
+
+
 def build_arpa(
-    sentences: Iterable[str], extra_words: Iterable[str] = (), discount: float = DISCOUNT
+    sentences: Iterable[str],
+    extra_words: Iterable[str] = (),
+    discount: float = DISCOUNT,
+    background: Background | None = None,
+    background_weight: float = 0.0,
 ) -> str:
     """An ARPA trigram model (absolute discounting with backoff) from sentences.
 
@@ -225,6 +364,11 @@ def build_arpa(
         Words given a small unigram probability although they are not in the text.
     discount : float
         Absolute discount D in (0, 1).
+    background : Background, optional
+        A general bigram model, linearly interpolated into the unigrams, bigrams and
+        trigrams with ``background_weight`` (its words join the vocabulary).
+    background_weight : float
+        The background's share, in [0, 1).
     """
     counts: list[collections.Counter[tuple[str, ...]]] = [collections.Counter() for _ in range(3)]
     for sentence in sentences:
@@ -265,6 +409,8 @@ def build_arpa(
             left = discount * len(grams) / n_hist
             seen_lower = sum(lower_prob(g) for g, _ in grams)
             bows[n - 1][hist] = left / max(1e-9, 1.0 - seen_lower)
+    if background is not None and background_weight > 0:
+        probs, bows = _interpolate(probs, bows, background, background_weight)
     lines = ["\\data\\"]
     lines += [f"ngram {n + 1}={len(probs[n]) + (1 if n == 0 else 0)}" for n in range(3)]
     for n in range(3):
@@ -278,6 +424,61 @@ def build_arpa(
             lines.append(entry)
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
+
+
+_Grams = list[dict[tuple[str, ...], float]]
+
+
+def _interpolate(
+    probs: _Grams, bows: _Grams, bg: Background, weight: float
+) -> tuple[_Grams, _Grams]:
+    """Mix a background bigram model into a trigram model: P = (1 - w) P_conv + w P_bg for
+    every n-gram either lists (P_bg of a trigram is its bigram), new backoff weights so that
+    each history still sums to one."""
+    lam = 1.0 - weight
+    dom_uni = {g[0]: p for g, p in probs[0].items()}
+    vocab = set(dom_uni) | set(bg.unigrams)
+    z = sum(bg.unigrams.get(w, 0.0) for w in sorted(vocab))
+    uni = {
+        w: lam * dom_uni.get(w, 0.0) + weight * bg.unigrams.get(w, 0.0) / z for w in sorted(vocab)
+    }
+
+    def p_dom(word: str, hist: str) -> float:
+        p = probs[1].get((hist, word))
+        return p if p is not None else bows[0].get((hist,), 1.0) * dom_uni.get(word, 0.0)
+
+    followers: dict[str, set[str]] = collections.defaultdict(set)
+    for h, w in probs[1]:
+        followers[h].add(w)
+    for h, row in bg.bigrams.items():
+        if h in vocab or h == "<s>":
+            followers[h].update(w for w in row if w in vocab)
+    bi: dict[tuple[str, ...], float] = {}
+    bow1: dict[tuple[str, ...], float] = {}
+    for h, words in sorted(followers.items()):
+        mass = lower = 0.0
+        for w in sorted(words):  # sorted: float sums the same in every process
+            p = lam * p_dom(w, h) + weight * bg.prob(w, h)
+            if p > 0:
+                bi[(h, w)] = p
+                mass, lower = mass + p, lower + uni[w]
+        bow1[(h,)] = max(1e-6, 1.0 - mass) / max(1e-6, 1.0 - lower)
+    tri: dict[tuple[str, ...], float] = {}
+    bow2: dict[tuple[str, ...], float] = {}
+    by_hist: dict[tuple[str, ...], list[str]] = collections.defaultdict(list)
+    for g in probs[2]:
+        by_hist[g[:2]].append(g[2])
+    for hist, nexts in by_hist.items():
+        mass = lower = 0.0
+        for w in nexts:
+            p = lam * probs[2][(*hist, w)] + weight * bg.prob(w, hist[1])
+            tri[(*hist, w)] = p
+            low = bi.get((hist[1], w))
+            mass += p
+            lower += low if low is not None else bow1.get(hist[1:], 1.0) * uni[w]
+        bow2[hist] = max(1e-6, 1.0 - mass) / max(1e-6, 1.0 - lower)
+    unigrams: dict[tuple[str, ...], float] = {(w,): max(p, 1e-12) for w, p in uni.items()}
+    return [unigrams, bi, tri], [bow1, bow2, {}]
 
 
 def _extra_vocab() -> list[str]:
@@ -299,14 +500,14 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
         for term in key:
             sentences += [term] * KEYTERM_REPEATS
             sentences += [f"{prefix} {term}" for prefix in ("i want", "it is", "about", "the")]
-        arpa = build_arpa(sentences, _extra_vocab())
+        bg = background() if BACKGROUND_WEIGHT > 0 else None
+        arpa = build_arpa(sentences, _extra_vocab(), DISCOUNT, bg, BACKGROUND_WEIGHT)
         words = {w for s in sentences for w in words_of(s)} | set(_extra_vocab())
+        words |= set(bg.unigrams) - {"</s>"} if bg is not None else set()
         folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
         lm_path, dict_path = folder / "conversation.lm", folder / "conversation.dict"
         lm_path.write_text(arpa, encoding="utf-8")
-        dict_path.write_text(
-            "".join(f"{w} {pronounce(w)}\n" for w in sorted(words)), encoding="utf-8"
-        )
+        dict_path.write_text(dictionary_lines(words), encoding="utf-8")
         _LM_CACHE[key] = (lm_path, dict_path)
         return lm_path, dict_path
 
@@ -345,6 +546,8 @@ class Recognizer:
             dict=str(dic),
             logfn=os.devnull,
             lw=LANGUAGE_WEIGHT,
+            wip=WORD_INSERTION,
+            topn=TOP_GAUSSIANS,
             samprate=16000,
             dither=True,
             seed=DITHER_SEED,

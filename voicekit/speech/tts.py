@@ -25,7 +25,14 @@ from numpy.typing import NDArray
 
 from voicekit.errors import AudioError
 
-__all__ = ["USER_STYLE", "Synthesis", "VoiceStyle", "style_for_voice", "synthesize"]
+__all__ = [
+    "USER_STYLE",
+    "Synthesis",
+    "VoiceStyle",
+    "phonemize",
+    "style_for_voice",
+    "synthesize",
+]
 
 OUT_RATE = 24000
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -34,6 +41,7 @@ _EVENT_END = 2  # sentence end
 _EVENT_MSG_TERMINATED = 6
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA (UTF-8) rather than espeak's mnemonics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +166,20 @@ class _Engine:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return audio.astype(np.int16), list(self._marks)
 
+    def phonemes(self, word: str, voice: str) -> str:
+        """IPA phonemes of one word as ``voice`` says it (espeak_TextToPhonemes)."""
+        if self._voice != voice:
+            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise AudioError(f"espeak-ng has no voice {voice!r}")
+            self._voice = voice
+        fn = self.lib.espeak_TextToPhonemes
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        buf = ctypes.create_string_buffer(word.encode("utf-8") + b"\0")
+        ptr = ctypes.c_void_p(ctypes.addressof(buf))
+        out = fn(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA)
+        return out.decode("utf-8", "replace") if out else ""
+
 
 _LOCK = threading.Lock()
 _engine: _Engine | None = None
@@ -211,6 +233,26 @@ def synthesize(text: str, style: VoiceStyle | None = None) -> Synthesis:
     samples = np.asarray(resample(raw, rate, OUT_RATE), np.int16) if len(raw) else raw
     total_ms = int(len(samples) * 1000 / OUT_RATE)
     return Synthesis(samples, _word_spans(text, marks, total_ms))
+
+
+def phonemize(words: list[str], voice: str = "en-us") -> dict[str, str]:
+    """How espeak-ng pronounces each word, in IPA (thread-safe; one engine per process).
+
+    Parameters
+    ----------
+    words : list of str
+        Single words (letters and apostrophes).
+    voice : str
+        An espeak-ng voice, e.g. ``"en-us"`` or ``"en"`` (British): accents differ.
+
+    Returns
+    -------
+    dict of str to str
+        Each word and its IPA string (stress marks included; "" if espeak gave none).
+    """
+    with _LOCK:
+        engine = _get_engine()
+        return {w: engine.phonemes(w, voice) for w in words}
 
 
 # -- voices -------------------------------------------------------------------------------

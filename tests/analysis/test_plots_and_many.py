@@ -119,7 +119,7 @@ def test_a_real_conversation_and_a_sweep(agent, tmp_path) -> None:
     )
     with pytest.raises(vk.ConfigError, match="grid key 'speed'"):
         vk.sweep(user, grid={"speed": [1]})
-    with pytest.raises(vk.ConfigError, match="transcription_mode .'fastest'. must be one of"):
+    with pytest.raises(vk.ConfigError, match=r"transcription_mode \('fastest'\) must be one of"):
         vk.sweep(user, grid={"transcription_mode": ["balanced", "fastest"]})  # nothing runs
     df = vk.sweep(
         user,

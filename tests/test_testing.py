@@ -143,6 +143,21 @@ def test_an_agent_of_its_own(voicekit_agent_factory, voicekit_agent):
     assert mine.is_running and mine.url != voicekit_agent.url
 """
 
+# the README's example, with the plugin's default agent (observed behaviour: resume fails)
+USER_DEFAULT_TESTS = """
+from voicekit.testing import drop_connection, wait_for_event
+
+
+def test_my_turn_survives_a_network_drop(voicekit_agent, voicekit_session_factory):
+    s = voicekit_session_factory(start=True)
+    first = s.session_id
+    drop_connection(voicekit_agent, s.session_id)
+    line = wait_for_event(s, "session.restarted", timeout=15)
+    assert line["old_session_id"] == first and s.session_id == line["new_session_id"] != first
+    s.say("Say: still here.")
+    wait_for_event(s, "reply.done", timeout=10)
+"""
+
 
 def test_the_plugin_in_a_users_test_suite(tmp_path: Path) -> None:
     """A user's suite enables the plugin in its conftest.py; its tests use the fixtures."""
@@ -150,6 +165,7 @@ def test_the_plugin_in_a_users_test_suite(tmp_path: Path) -> None:
     suite.mkdir()
     (suite / "conftest.py").write_text(textwrap.dedent(USER_CONFTEST))
     (suite / "test_mine.py").write_text(textwrap.dedent(USER_TESTS))
+    (suite / "test_default.py").write_text(textwrap.dedent(USER_DEFAULT_TESTS))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"]
     out = subprocess.run(
@@ -161,4 +177,4 @@ def test_the_plugin_in_a_users_test_suite(tmp_path: Path) -> None:
         timeout=240,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert "3 passed" in out.stdout, out.stdout[-2000:]
+    assert "4 passed" in out.stdout, out.stdout[-2000:]

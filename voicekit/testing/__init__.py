@@ -22,7 +22,8 @@ Functions and classes
 ---------------------
 drop_connection(target, session_id=None)
     Abort a connection without a close frame (server side for an agent, client side for
-    a session); the session resumes as after a network failure.
+    a session); the session reconnects as after a network failure: it resumes, or, on an
+    agent that behaves as the hosted service was observed to (resume fails), restarts.
 SessionFactory(url, log_dir, **defaults)
     Makes ``vk.Session`` objects with ``audio_in="null", audio_out="null"`` and stops every
     one at the end; also usable without pytest.
@@ -44,7 +45,9 @@ A test of the user's own code, which is given the agent's URL:
 >>> def test_the_reply_survives_a_dropped_socket(voicekit_agent, voicekit_session_factory):
 ...     s = voicekit_session_factory(start=True)
 ...     assert drop_connection(voicekit_agent, s.session_id) == 1
-...     wait_for_event(s, "input.gap", lambda e: e.get("reason") == "resumed", timeout=15)
+...     # the twin answers resume with session_not_found, as the hosted service did: the
+...     # session restarts (on_resume_failure="restart"), carrying the conversation
+...     wait_for_event(s, "session.restarted", timeout=15)
 ...     s.say("Say: still here.")
 ...     wait_for_event(s, "reply.done")
 ...     log = s.stop()

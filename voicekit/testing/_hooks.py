@@ -31,9 +31,13 @@ SESSION_DEFAULTS: dict[str, Any] = {"audio_in": "null", "audio_out": "null"}
 def drop_connection(target: LocalAgent | Session, session_id: str | None = None) -> int:
     """Cut a connection as a network failure would: the TCP socket goes, no close frame.
 
-    The session then resumes (§5.3) as after any drop: the client reconnects with its
-    resume token, logs ``connection.closed``, ``session.resume`` and an ``input.gap`` with
-    ``reason="resumed"``, and the conversation goes on.
+    The session then reconnects as after any drop: it logs ``connection.closed`` and sends
+    ``session.resume`` with its resume token. An agent that resumes (the documented
+    behaviour, e.g. ``behaviour={"resume_fails": False}``) gives an ``input.gap`` with
+    ``reason="resumed"``; one that fails it, as the hosted service was observed to (the
+    twin's default), gives a ``session.restarted`` line and an ``input.gap`` with
+    ``reason="restarted"`` (``on_resume_failure="restart"``, the session's default). Either
+    way the conversation goes on.
 
     Parameters
     ----------

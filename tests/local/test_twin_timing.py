@@ -341,8 +341,10 @@ def test_pause_inside_a_turn_ends_it_early_and_is_merged(hosted, tmp_path) -> No
     assert len(finals) == 2, [e["type"] for e in events]
     first, merged = finals
     assert first["item_id"] == merged["item_id"]  # one turn
-    assert "tomorrow" in merged["text"] and merged["text"].startswith(first["text"])
-    assert "tomorrow" not in first["text"]
+    # the merged transcript is the whole turn decoded again: it carries the continuation
+    # (its first words may be recognised differently from the early part's)
+    assert "tomorrow" in merged["text"] and "tomorrow" not in first["text"]
+    assert len(merged["text"].split()) > len(first["text"].split())
     replies = [e for e in events if e["type"] == "reply.started"]
     assert len(replies) == 2
     held_id = replies[0]["reply_id"]

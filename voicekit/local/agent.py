@@ -206,7 +206,8 @@ class AgentSession:
         self._barge_turn = False  # hosted: the current user turn interrupted the agent
         self._barge_lead = False  # hosted: the next reply to a user turn follows a barge-in
         self._announce: asyncio.TimerHandle | None = None  # hosted: speech.started due
-        self._early: asyncio.TimerHandle | None = None  # hosted: an early commit due
+        # hosted: an early commit due, or being judged (the recogniser catching up)
+        self._early: asyncio.TimerHandle | _Pending | None = None
         self._held: _Reply | None = None  # hosted: the held reply of an early-ended turn
         self._turn_end_at: float | None = None  # loop time of the last turn's acoustic end
         self.brain: Callable[..., Any] = self.options.brain or default_brain
@@ -579,13 +580,40 @@ class AgentSession:
             return
         if self._early is not None or self._agent_playing():
             return
-        text = pipeline.partial
-        if not looks_complete(text, CONTINUATIONS):
-            return
         loop = asyncio.get_running_loop()
         resumed_at = loop.time() - pipeline.detector.frame_ms / 1000.0
         commit_at = resumed_at - pause_s + timing.early_commit_delay()
         item_id = pipeline.item_id
+        # judge the words before the pause once the recogniser has heard all of them, not
+        # however far it got by now (that depends on the machine's load): a barrier job in
+        # the session's worker, behind every frame fed so far, whose partials land first
+        pending = _Pending()
+        try:
+            barrier = pipeline._to_worker(_nothing)
+        except RuntimeError:  # the session is closing
+            return
+        self._early = pending
+
+        def heard(_: concurrent.futures.Future[Any]) -> None:
+            loop.call_soon_threadsafe(self._decide_early, pending, item_id, commit_at, resumed_at)
+
+        barrier.add_done_callback(heard)
+
+    def _decide_early(
+        self, pending: _Pending, item_id: str, commit_at: float, resumed_at: float
+    ) -> None:
+        """Hosted: the recogniser has the words before the pause: commit them early (at
+        ``commit_at``) when they look like a complete phrase."""
+        if self._early is not pending:
+            return  # cancelled meanwhile (the turn ended)
+        self._early = None
+        pipeline = self.pipeline
+        if pipeline is None or pipeline.item_id != item_id or not pipeline.detector.in_speech:
+            return
+        text = pipeline.partial
+        if not looks_complete(text, CONTINUATIONS):
+            return
+        loop = asyncio.get_running_loop()
         self._early = loop.call_at(
             max(commit_at, loop.time()), self._end_early, item_id, text, resumed_at
         )
@@ -846,6 +874,10 @@ class AgentSession:
                 self.proto.reply_audio(reply.reply_id, wire[pos : pos + size])
                 await self._flush()
                 k += 1
+        await self._complete(reply)
+
+    async def _complete(self, reply: _Reply) -> None:
+        """A reply spoken to its end: its full text, ``reply.done`` completed."""
         self.proto.agent_final(reply.reply_id, reply.item_id, reply.text, interrupted=False)
         self.proto.reply_done(reply.reply_id, "completed")
         reply.done = True
@@ -881,12 +913,7 @@ class AgentSession:
             await self._flush()
         if tool_call is not None:
             self.proto.tool_call_event(tool_call)
-        self.proto.agent_final(reply.reply_id, reply.item_id, reply.text, interrupted=False)
-        self.proto.reply_done(reply.reply_id, "completed")
-        reply.done = True
-        if reply.text:
-            self.history.append({"role": "assistant", "content": reply.text})
-        await self._flush()
+        await self._complete(reply)
 
     def _reply_words(
         self,
@@ -1035,6 +1062,17 @@ class AgentSession:
             log.info("voicekit.local: tool.result for unknown call %s ignored", call_id)
         elif not waiter.done():
             waiter.set_result((result, is_error))
+
+
+class _Pending:
+    """An early commit being judged (cancel: the turn ended before the judgement)."""
+
+    def cancel(self) -> None:
+        """Nothing to stop: :meth:`AgentSession._decide_early` sees it was replaced."""
+
+
+def _nothing() -> None:
+    """A barrier job for the session's worker."""
 
 
 def _close_built(built: asyncio.Future[Any]) -> None:

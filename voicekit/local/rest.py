@@ -377,14 +377,24 @@ def mint_token(request: HttpRequest, mint: Callable[[float], str], api_key: str 
     _, error = _int_param(request.query, "max_session_duration_seconds", TOKEN_SESSION, False)
     if error:
         errors.append(error)
+    refused = _token_refusal(request, api_key, errors)
+    if refused is not None:
+        return refused
+    assert expires is not None
+    return json_response(200, {"token": mint(expires), "expires_in_seconds": expires})
+
+
+def _token_refusal(
+    request: HttpRequest, api_key: str | None, errors: list[dict[str, Any]]
+) -> Response | None:
+    """422 with the parameter and auth errors, 404 for a wrong key, or None: mint."""
     credential = request.credential()
-    errors += _auth_errors(credential, api_key)
+    errors = errors + _auth_errors(credential, api_key)
     if errors:
         return json_response(422, {"detail": errors})
     if not key_matches(credential, api_key):
         return json_response(404, {"detail": "Invalid API key"})
-    assert expires is not None
-    return json_response(200, {"token": mint(expires), "expires_in_seconds": expires})
+    return None
 
 
 # -- /v1/agents -------------------------------------------------------------------------------
@@ -505,12 +515,9 @@ def mint_token_sdk(
             expires, error = _bounded(value, value, loc, TOKEN_EXPIRES)
             if error:
                 errors.append(error)
-    credential = request.credential()
-    errors += _auth_errors(credential, api_key)
-    if errors:
-        return json_response(422, {"detail": errors})
-    if not key_matches(credential, api_key):
-        return json_response(404, {"detail": "Invalid API key"})
+    refused = _token_refusal(request, api_key, errors)
+    if refused is not None:
+        return refused
     assert expires is not None
     at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expires)
     stamp = at.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -259,3 +259,38 @@ def test_recognition_beyond_the_scripted_voice(tmp_path: Path) -> None:
     accuracy = 1 - errors / words
     print(f"held-out word accuracy, two other voices: {accuracy:.2f}")
     assert accuracy >= 0.35
+
+
+def test_built_language_models_are_cached_per_user_and_reused(tmp_path) -> None:
+    """A model is built once into the cache folder; another process reuses it as it is; an
+    unwritable cache folder falls back to a temporary folder that is removed at exit."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from voicekit.speech.asr import language_model\n"
+        "lm, d = language_model(['zorblax'])\n"
+        "print(lm, lm.stat().st_mtime_ns, d.exists())\n"
+    )
+
+    def build(cache: str) -> list[str]:
+        env = {**os.environ, "VOICEKIT_CACHE_DIR": cache}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()
+
+    first = build(str(tmp_path / "cache"))
+    assert first[0].startswith(str(tmp_path / "cache" / "lm")) and first[2] == "True"
+    from pathlib import Path
+
+    assert "zorblax" in Path(first[0]).read_text(encoding="utf-8")
+    again = build(str(tmp_path / "cache"))
+    assert again == first  # the same file, not rebuilt
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    fallback = build(str(blocked))
+    assert "voicekit-lm-" in fallback[0] and fallback[2] == "True"
+    assert not os.path.exists(fallback[0])  # removed when that process ended

@@ -32,9 +32,10 @@ a decoder's words also depend on what other decoders of the process decoded sinc
 a fresh process repeats a run exactly.
 
 Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.15 s to start once
-its process has the model; the process's first one takes 1.5 s) belongs to one session and
-is used from one thread at a time; :func:`language_model` results are
-cached and shared (read-only).
+its process has the model; the process's first one ~0.3 s when the model is in the cache
+folder, ~1.3 s when it has to be built) belongs to one session and is used from one thread
+at a time; :func:`language_model` results are cached on disk (:func:`cache_dir`) and shared
+(read-only).
 """
 
 # ruff: noqa: RUF001  (IPA letters in the espeak-ng phone table are meant)
@@ -491,7 +492,15 @@ _LM_CACHE: dict[tuple[str, ...], tuple[Path, Path]] = {}
 
 
 def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
-    """Paths of the ARPA model and dictionary for a set of key terms (cached, shared)."""
+    """Paths of the ARPA model and dictionary for a set of key terms (cached, shared).
+
+    Building one takes ~1 s of CPU (the background mix) and ~15 MB on disk, so models are
+    kept in a per-user cache folder (:func:`cache_dir`), keyed by everything they are built
+    from (this module's source, the data files, the key terms, the package versions): a
+    process opens a model another process built in ~0.1 s. At most ``LM_CACHE_KEEP`` models
+    are kept (least recently used go); without a writable cache folder they are built in a
+    temporary folder removed at exit.
+    """
     key = tuple(sorted({k.strip().lower() for k in keyterms if k.strip()}))
     with _LM_LOCK:
         if key in _LM_CACHE:
@@ -500,16 +509,119 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
         for term in key:
             sentences += [term] * KEYTERM_REPEATS
             sentences += [f"{prefix} {term}" for prefix in ("i want", "it is", "about", "the")]
-        bg = background() if BACKGROUND_WEIGHT > 0 else None
-        arpa = build_arpa(sentences, _extra_vocab(), DISCOUNT, bg, BACKGROUND_WEIGHT)
-        words = {w for s in sentences for w in words_of(s)} | set(_extra_vocab())
-        words |= set(bg.unigrams) - {"</s>"} if bg is not None else set()
-        folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
+        folder = _cached_model_folder(sentences)
+        if not ((folder / "conversation.lm").exists() and (folder / "conversation.dict").exists()):
+            folder = _build_model(sentences, folder)
         lm_path, dict_path = folder / "conversation.lm", folder / "conversation.dict"
-        lm_path.write_text(arpa, encoding="utf-8")
-        dict_path.write_text(dictionary_lines(words), encoding="utf-8")
         _LM_CACHE[key] = (lm_path, dict_path)
         return lm_path, dict_path
+
+
+LM_CACHE_KEEP = 24  # built models kept in the cache folder (~15 MB each)
+
+
+def cache_dir() -> Path:
+    """voicekit's per-user cache folder: ``$VOICEKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/voicekit``, else ``~/.cache/voicekit``."""
+    explicit = os.environ.get("VOICEKIT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "voicekit"
+
+
+def _model_key(sentences: Sequence[str]) -> str:
+    """A digest of everything a built model depends on."""
+    import hashlib
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for part in (Path(__file__).read_bytes(), (DATA / "background_bigrams.txt.gz").read_bytes()):
+        digest.update(hashlib.sha256(part).digest())
+    for name in ("voicekit", "pocketsphinx", "espeakng-loader"):
+        try:
+            digest.update(f"{name}={metadata.version(name)};".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name}=?;".encode())
+    digest.update("\n".join(sentences).encode())
+    digest.update("\n".join(_extra_vocab()).encode())
+    return digest.hexdigest()[:24]
+
+
+def _cached_model_folder(sentences: Sequence[str]) -> Path:
+    """The folder of the model for ``sentences``: in the cache (marked as used now), or a
+    temporary one when the cache folder cannot be written."""
+    root = cache_dir() / "lm"
+    folder = root / _model_key(sentences)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            os.utime(folder)  # recently used: kept by the pruning
+        return folder
+    except OSError:
+        return _temporary_folder()
+
+
+def _temporary_folder() -> Path:
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="voicekit-lm-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _build_model(sentences: Sequence[str], folder: Path) -> Path:
+    """Write the model and dictionary into ``folder``, atomically (built beside it and
+    renamed into place: processes building the same model at once do not clash); returns
+    the folder they are in (a temporary one when ``folder``'s parent is not writable)."""
+    import shutil
+
+    bg = background() if BACKGROUND_WEIGHT > 0 else None
+    arpa = build_arpa(sentences, _extra_vocab(), DISCOUNT, bg, BACKGROUND_WEIGHT)
+    words = {w for s in sentences for w in words_of(s)} | set(_extra_vocab())
+    words |= set(bg.unigrams) - {"</s>"} if bg is not None else set()
+    temporary = folder.name.startswith("voicekit-lm-")
+    try:
+        staging = folder if temporary else Path(tempfile.mkdtemp(".building", ".", folder.parent))
+        (staging / "conversation.lm").write_text(arpa, encoding="utf-8")
+        (staging / "conversation.dict").write_text(dictionary_lines(words), encoding="utf-8")
+    except OSError:  # the cache folder is full or read-only: a temporary folder instead
+        if temporary:
+            raise
+        return _build_model(sentences, _temporary_folder())
+    if temporary:
+        return folder
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another process put the same model there first
+        shutil.rmtree(staging, ignore_errors=True)
+    _prune(folder.parent, keep=folder)
+    return folder
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Remove the least recently used models beyond ``LM_CACHE_KEEP`` (and stale
+    half-built folders)."""
+    import shutil
+    import time
+
+    try:
+        entries = [p for p in root.iterdir() if p.is_dir()]
+        now = time.time()
+        for p in entries:
+            if p.name.endswith(".building") and now - p.stat().st_mtime > 600:
+                shutil.rmtree(p, ignore_errors=True)
+        models = sorted(
+            (p for p in entries if not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+    except OSError:
+        return
+    for p in models[LM_CACHE_KEEP:]:
+        if p != keep:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 class Recognizer:

@@ -866,31 +866,11 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 def _rest_auth_error(headers: Headers, api_key: str | None) -> Response | None:
-    """None when the request may read the history (the WebSocket's rule, keys only)."""
-    if api_key is None:
-        return None
-    values = headers.get_all("Authorization")
-    credential = values[0].strip() if values else ""
-    scheme, _, rest = credential.partition(" ")
-    if scheme.lower() == "bearer":
-        credential = rest.strip()
-    if not credential:
-        return _json(
-            422,
-            {
-                "detail": [
-                    {
-                        "type": "missing",
-                        "loc": ["header", "authorization"],
-                        "msg": "Field required",
-                        "input": None,
-                    }
-                ]
-            },
-        )
-    if hmac.compare_digest(credential.encode(), api_key.encode()):
-        return None
-    return _json(404, {"detail": "Invalid API key"})
+    """None when the request may read the history (the WebSocket's rule, keys only; the
+    token endpoint's 422/404 answers otherwise)."""
+    from voicekit.local import rest
+
+    return rest.key_refusal(rest.bearer(headers), api_key)
 
 
 def _ranged(headers: Headers, status: int, body: bytes) -> tuple[int, bytes, list[Any]]:

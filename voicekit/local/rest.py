@@ -272,11 +272,16 @@ class HttpRequest:
 
     def credential(self) -> str | None:
         """The ``Authorization`` value without its ``Bearer`` scheme, or None."""
-        auth = first_header(self.headers, "Authorization")
-        if not auth or not auth.strip():
-            return None
-        scheme, _, rest = auth.strip().partition(" ")
-        return rest.strip() if scheme.lower() == "bearer" and rest.strip() else auth.strip()
+        return bearer(self.headers)
+
+
+def bearer(headers: Headers) -> str | None:
+    """A request's ``Authorization`` value without its ``Bearer`` scheme, or None."""
+    auth = first_header(headers, "Authorization")
+    if not auth or not auth.strip():
+        return None
+    scheme, _, rest = auth.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else auth.strip()
 
 
 def key_matches(credential: str | None, api_key: str | None) -> bool:
@@ -377,19 +382,19 @@ def mint_token(request: HttpRequest, mint: Callable[[float], str], api_key: str 
     _, error = _int_param(request.query, "max_session_duration_seconds", TOKEN_SESSION, False)
     if error:
         errors.append(error)
-    refused = _token_refusal(request, api_key, errors)
+    refused = key_refusal(request.credential(), api_key, errors)
     if refused is not None:
         return refused
     assert expires is not None
     return json_response(200, {"token": mint(expires), "expires_in_seconds": expires})
 
 
-def _token_refusal(
-    request: HttpRequest, api_key: str | None, errors: list[dict[str, Any]]
+def key_refusal(
+    credential: str | None, api_key: str | None, errors: list[dict[str, Any]] | None = None
 ) -> Response | None:
-    """422 with the parameter and auth errors, 404 for a wrong key, or None: mint."""
-    credential = request.credential()
-    errors = errors + _auth_errors(credential, api_key)
+    """The service's key check (tokens, history): 422 with ``errors`` (the request's
+    parameter errors) and a missing credential, 404 for a wrong key, or None: go on."""
+    errors = (errors or []) + _auth_errors(credential, api_key)
     if errors:
         return json_response(422, {"detail": errors})
     if not key_matches(credential, api_key):
@@ -515,7 +520,7 @@ def mint_token_sdk(
             expires, error = _bounded(value, value, loc, TOKEN_EXPIRES)
             if error:
                 errors.append(error)
-    refused = _token_refusal(request, api_key, errors)
+    refused = key_refusal(request.credential(), api_key, errors)
     if refused is not None:
         return refused
     assert expires is not None

@@ -289,6 +289,20 @@ def test_built_language_models_are_cached_per_user_and_reused(tmp_path) -> None:
     assert "zorblax" in Path(first[0]).read_text(encoding="utf-8")
     again = build(str(tmp_path / "cache"))
     assert again == first  # the same file, not rebuilt
+    # a model another process pruned away is built again, not opened from a stale path
+    pruned = (
+        "import shutil\n"
+        "from voicekit.speech.asr import language_model\n"
+        "lm, _ = language_model(['zorblax'])\n"
+        "shutil.rmtree(lm.parent)\n"
+        "again, d = language_model(['zorblax'])\n"
+        "print(again.exists() and d.exists())\n"
+    )
+    env = {**os.environ, "VOICEKIT_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", pruned], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["True"], out.stderr[-2000:]
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
     fallback = build(str(blocked))

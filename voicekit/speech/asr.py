@@ -43,6 +43,7 @@ at a time; :func:`language_model` results are cached on disk (:func:`cache_dir`)
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import gzip
@@ -503,8 +504,11 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
     """
     key = tuple(sorted({k.strip().lower() for k in keyterms if k.strip()}))
     with _LM_LOCK:
-        if key in _LM_CACHE:
-            return _LM_CACHE[key]
+        known = _LM_CACHE.get(key)
+        if known is not None and all(p.exists() for p in known):
+            with contextlib.suppress(OSError):
+                os.utime(known[0].parent)  # in use: kept by other processes' pruning
+            return known  # (pruning in another process may have removed it: build again)
         sentences = list(corpus_sentences())
         for term in key:
             sentences += [term] * KEYTERM_REPEATS
@@ -518,6 +522,7 @@ def language_model(keyterms: Sequence[str] = ()) -> tuple[Path, Path]:
 
 
 LM_CACHE_KEEP = 24  # built models kept in the cache folder (~15 MB each)
+LM_IN_USE_S = 3600.0  # ...and any used in the last hour, whatever their number
 
 
 def cache_dir() -> Path:
@@ -620,8 +625,10 @@ def _prune(root: Path, keep: Path) -> None:
     except OSError:
         return
     for p in models[LM_CACHE_KEEP:]:
-        if p != keep:
-            shutil.rmtree(p, ignore_errors=True)
+        # a model used in the last LM_IN_USE_S may be opened again by a running process
+        with contextlib.suppress(OSError):  # gone already: pruned by another process
+            if p != keep and now - p.stat().st_mtime > LM_IN_USE_S:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 class Recognizer:

@@ -23,11 +23,9 @@ time); a :class:`RemoteRecognizer`, like a ``Recognizer``, is used from one thre
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -229,20 +227,14 @@ def _serve(requests: Connection, replies: Connection) -> None:
             replies.send((False, f"{type(exc).__name__}: {exc}"))
 
 
-def _remove_model_files() -> None:
-    from voicekit.speech import asr
-
-    for lm_path, _ in asr._LM_CACHE.values():
-        shutil.rmtree(lm_path.parent, ignore_errors=True)
-
-
 def child_main(requests_fd: int, replies_fd: int) -> None:
     """A recognition process: serve requests until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the agent's to handle
     # below audio work (the agent's pacing loop, sound servers, the client's devices): on a
     # busy machine a transcript may come later, but no audio stutters
     os.nice(NICE)
-    atexit.register(_remove_model_files)
+    # the language models it opens stay in the per-user cache for the next process
+    # (voicekit.speech.asr.cache_dir); a temporary fallback folder removes itself at exit
     _serve(Connection(requests_fd, writable=False), Connection(replies_fd, readable=False))
 
 

@@ -308,3 +308,23 @@ def test_built_language_models_are_cached_per_user_and_reused(tmp_path) -> None:
     fallback = build(str(blocked))
     assert "voicekit-lm-" in fallback[0] and fallback[2] == "True"
     assert not os.path.exists(fallback[0])  # removed when that process ended
+
+
+def test_the_shipped_background_model_is_what_its_generator_writes(tmp_path: Path) -> None:
+    """``python -m voicekit.speech.make_background_lm`` rebuilds the shipped background
+    bigrams from pocketsphinx's stock model byte for byte; a hand edit or a corpus change
+    without a regeneration fails here."""
+    import subprocess
+    import sys
+
+    from voicekit.speech import make_background_lm
+
+    out = tmp_path / "background.txt.gz"
+    done = subprocess.run(
+        [sys.executable, "-m", "voicekit.speech.make_background_lm", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == make_background_lm.OUTPUT.read_bytes()

@@ -118,16 +118,11 @@ def _epoch_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class _AgentTrack:
-    """``agent.wav`` by memory map: audible spans without loading the audio."""
+    """The agent's track as played (``log.agent_samples()``: a memory map for a bundle):
+    audible spans without loading the audio."""
 
     def __init__(self, log: SessionLog) -> None:
-        from voicekit.audio.wav import HEADER_BYTES
-
-        path = log.path / "agent.wav"
-        self.samples: NDArray[np.int16] = np.zeros(0, np.int16)
-        if path.exists() and path.stat().st_size > HEADER_BYTES + 1:
-            n = (path.stat().st_size - HEADER_BYTES) // 2
-            self.samples = np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (n,))
+        self.samples: NDArray[np.int16] = log.agent_samples()
 
     def audible(self, start: int, stop: int) -> tuple[int, int] | None:
         """First and last audible sample index in ``[start, stop)``, or None."""

@@ -208,6 +208,18 @@ class SessionLog:
         audio: NDArray[np.int16] = self._frames["agent_audio"]
         return audio
 
+    def agent_samples(self) -> NDArray[np.int16]:
+        """The agent track (24 kHz int16, as played) without reading it: ``agent.wav`` by
+        memory map (empty when the bundle has none). Analysis reads audible spans through
+        this; readers of other sources (a hosted recording, a call recording) override it."""
+        from voicekit.audio.wav import HEADER_BYTES
+
+        path = self.path / "agent.wav"
+        if path.exists() and path.stat().st_size > HEADER_BYTES + 1:
+            n = (path.stat().st_size - HEADER_BYTES) // 2
+            return np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (n,))
+        return np.zeros(0, np.int16)
+
     @property
     def turns(self) -> Any:
         """The turn table: one row a user turn (see :func:`voicekit.analysis.turn_table`)."""

@@ -53,8 +53,8 @@ lab: $(VENV)/.installed
 	$(PY) tools/lab.py --port=$(LAB_PORT) notebooks/quickstart.ipynb
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check voicekit tests benchmarks
-	$(VENV)/bin/ruff format --check voicekit tests benchmarks
+	$(VENV)/bin/ruff check voicekit tests benchmarks tools
+	$(VENV)/bin/ruff format --check voicekit tests benchmarks tools
 
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy --strict voicekit

@@ -103,7 +103,10 @@ def test_live_figures_and_helpers() -> None:
     assert all(0 <= f.low_s <= f.high_s and f.source for f in tm.LIVE_FIGURES)
     assert tm.is_short_barge_in("wait, sorry, stop.", 1.8)
     assert tm.is_short_barge_in("could you", 1.0)
+    assert tm.is_short_barge_in("where sorry stop", 1.8)  # one stop word misheard
     assert not tm.is_short_barge_in("actually tell me about the weather in Rome", 2.2)
+    assert not tm.is_short_barge_in("for two people tonight", 1.44)  # a continuation
+    assert tm.is_short_barge_in("for two people tonight", 0.5)  # too short to be heard
     assert tm.looks_complete("what's the weather in paris", CONTINUATIONS)
     assert not tm.looks_complete("what's the weather in", CONTINUATIONS)
     assert not tm.looks_complete("paris please", CONTINUATIONS)

@@ -17,7 +17,8 @@ definitions leave open are written here:
 - ``heard_fraction`` = played samples / samples received for that reply (an interrupted
   reply is never sent whole, so what was received is its known length).
 - ``premature``: a scripted turn during which ``input.speech.stopped`` arrived before the
-  turn's last utterance began; a VAD turn whose speech resumed within 300 ms of an
+  user's last word (in a pause inside the turn, or in the words after it, before the agent's
+  voice activity detection heard them resume); a VAD turn whose speech resumed within 300 ms of an
   ``input.speech.stopped``.
 """
 
@@ -335,8 +336,7 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
         end_t = ends[-1] if ends else math.nan
         a_on = first["a_on"] if first else math.nan
         if turn["source"] == "script":
-            last_start = parts[-1]["start"]
-            premature = any(u_on < t < last_start for t in stopped)
+            premature = any(u_on < t < u_off for t in stopped)
         else:
             premature = any(0 <= next_on - t <= MERGE_GAP_S for t in stopped if t >= u_off)
         speech_s = sum(p["end"] - p["start"] for p in parts)

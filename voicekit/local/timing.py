@@ -64,9 +64,11 @@ BARGE_IN_LEAD_S = 1.76
 # decided (speech.started + transcript.agent{interrupted} + reply.done together) 1.07-2.17 s
 # after the user began speaking under the agent's reply
 BARGE_IN_S = (1.07, 2.17)
-# a barge-in this short (voiced), or of stop words only, gets no reply of its own
-# (live: "Wait, sorry, stop." got none; the next sentence did)
-SHORT_BARGE_IN_S = 1.5
+# a barge-in this short (voiced), of at most two words, or of stop words mostly, gets no reply
+# of its own (live: "Wait, sorry, stop." got none; the next sentence did). A longer
+# continuation ("for two people tonight" after a pause) is answered.
+SHORT_BARGE_IN_S = 0.8
+SHORT_BARGE_IN_WORDS = 2
 STOP_WORDS = frozenset(
     [
         "wait",
@@ -326,10 +328,15 @@ class HostedTiming:
 
 def is_short_barge_in(text: str, voiced_s: float) -> bool:
     """Whether a barge-in utterance gets no reply of its own: voiced less than
-    ``SHORT_BARGE_IN_S``, or only stop words ("wait, sorry, stop")."""
+    ``SHORT_BARGE_IN_S``, at most ``SHORT_BARGE_IN_WORDS`` words, or at least half stop
+    words ("wait, sorry, stop", also when one of them is misheard)."""
     words = [w.strip(".,!?;:") for w in text.lower().split()]
     words = [w for w in words if w]
-    return voiced_s < SHORT_BARGE_IN_S or (bool(words) and all(w in STOP_WORDS for w in words))
+    return (
+        voiced_s < SHORT_BARGE_IN_S
+        or len(words) <= SHORT_BARGE_IN_WORDS
+        or 2 * sum(w in STOP_WORDS for w in words) >= len(words)  # "where sorry stop" too
+    )
 
 
 def looks_complete(text: str, continuations: frozenset[str]) -> bool:

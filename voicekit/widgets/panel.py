@@ -330,7 +330,7 @@ class AgentPanel:
             value=mode,
             description="transcription",
             style=style,
-            layout=wide(),
+            layout=w.Layout(width="100%", max_width="460px"),  # four short choices
         )
         self.transcription_mode.observe(lambda _c: self._schedule_apply(), names="value")
         for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response"):

@@ -11,8 +11,8 @@ The choices, made for telephony (line noise, hum, echo, 8 kHz codecs):
 - **Threshold** relative to the channel itself: the highest of the noise floor (the 10th
   percentile of frame levels) + 12 dB, the speech level (99th percentile) - 45 dB, and
   -65 dBFS. On a digitally silent channel the last two rule; on a noisy line the first.
-- **Speech**: a run of frames above the threshold at least 50 ms long (clicks are shorter);
-  runs less than 250 ms apart are one span (the gaps inside words and phrases).
+- **Speech**: runs of frames above the threshold less than 250 ms apart are one span (the
+  gaps inside words and phrases); a span shorter than 50 ms is a click, not speech.
 - **Replies**: spans joined over pauses shorter than :data:`REPLY_GAP_S` (1.0 s, longer
   than the pause between sentences) unless the user spoke during the pause: the user took
   the floor. A reply's ``a_on`` / ``a_off`` are its first and last speech frames (10 ms).
@@ -146,17 +146,16 @@ def speech_spans(samples: NDArray[Any], rate: int = RATE) -> list[tuple[float, f
 
 
 def _runs(mask: NDArray[np.bool_], join: int, min_frames: int) -> list[tuple[int, int]]:
-    """Runs of True frames at least ``min_frames`` long, joined over gaps under ``join``."""
+    """Runs of True frames joined over gaps under ``join``, kept when ``min_frames`` long
+    (so a click alone is dropped, a fragment of a word cut off after speech is kept)."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     spans: list[list[int]] = []
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        if b - a < min_frames:
-            continue
         if spans and a - spans[-1][1] < join:
             spans[-1][1] = b
         else:
             spans.append([a, b])
-    return [(a, b) for a, b in spans]
+    return [(a, b) for a, b in spans if b - a >= min_frames]
 
 
 def echo_coupling(

@@ -193,22 +193,20 @@ def test_telephony_line_noise_hum_and_echo(call, tmp_path) -> None:
     turns = rec.turns
     assert len(turns) == 3, turns[["u_on", "u_off", "a_on", "a_off"]]
     starts = [t["q1"][0], t["b"][0], t["q3"][0]]
-    replies = [t["a1"][0], t["a2"][0], t["a3"][0]]
-    # the barge-in begins in double talk: its first 10-40 ms are within 6 dB of the echo
-    assert np.allclose(turns["u_on"], starts, atol=[TOL, 0.05, TOL])
-    assert turns["u_on"][1] >= starts[1] - TOL
-    assert np.allclose(turns["a_on"], replies, atol=TOL)
-    # ends of speech under -50 dBFS of noise lose their quietest tail; in double talk
-    # (the last turn) the user's last syllable is within 6 dB of the agent's echo
     ends = [t["q1"][1], t["b"][1], t["q3"][1]]
-    assert np.allclose(turns["u_off"], ends, atol=0.15)
-    assert np.all(turns["u_off"].to_numpy() <= np.array(ends) + TOL)
+    replies = [t["a1"][0], t["a2"][0], t["a3"][0]]
+    assert np.allclose(turns["u_on"], starts, atol=TOL)  # the barge-in's in double talk too
+    assert np.allclose(turns["a_on"], replies, atol=TOL)
+    # the last turn ends in double talk (the agent started 0.3 s early): its last syllable
+    # is within a few dB of the agent's echo and cannot be told from it
+    assert np.allclose(turns["u_off"], ends, atol=[TOL, TOL, 0.15])
+    assert turns["u_off"][2] <= ends[2] + TOL
     assert [bool(x) for x in turns["interrupted"]] == [True, False, False]
     bi = rec.barge_ins
     assert "interruption" in set(bi["kind"])
     assert set(bi["kind"]) <= {"interruption", "backchannel", "echo"}
     cut = bi[bi["kind"] == "interruption"].iloc[0]
-    assert cut.stop_latency == pytest.approx(t["a1"][1] - t["b"][0], abs=0.05)
+    assert cut.stop_latency == pytest.approx(t["a1"][1] - t["b"][0], abs=TOL)
 
 
 def test_mono_is_refused_saying_what_is_needed(tmp_path) -> None:

@@ -11,8 +11,10 @@ The choices, made for telephony (line noise, hum, echo, 8 kHz codecs):
 - **Threshold** relative to the channel itself: the highest of the noise floor (the 10th
   percentile of frame levels) + 12 dB, the speech level (99th percentile) - 45 dB, and
   -65 dBFS. On a digitally silent channel the last two rule; on a noisy line the first.
-- **Speech**: runs of frames above the threshold less than 250 ms apart are one span (the
-  gaps inside words and phrases); a span shorter than 50 ms is a click, not speech.
+- **Speech**: runs of frames above the threshold, grown over the frames next to them
+  within 6 dB below it (hysteresis: the soft start and end of a word), less than 250 ms
+  apart are one span (the gaps inside words and phrases); a span shorter than 50 ms is a
+  click, not speech.
 - **Replies**: spans joined over pauses shorter than :data:`REPLY_GAP_S` (1.0 s, longer
   than the pause between sentences) unless the user spoke during the pause: the user took
   the floor. A reply's ``a_on`` / ``a_off`` are its first and last speech frames (10 ms).
@@ -30,10 +32,11 @@ The choices, made for telephony (line noise, hum, echo, 8 kHz codecs):
 - **Echo** (:func:`echo_coupling`): where the agent speaks, the user track's level follows
   the agent's at the echo delay; the delay (0-500 ms) is where the levels correlate best
   (standing 0.15 above the median over all delays), the gain their median difference. A
-  user frame is the user's own speech only when at least 6 dB above the echo so
-  predicted; a segment with none is ``kind="echo"`` (a barge-in of kind ``echo``, never
-  a turn). This works on levels, so a hybrid's filtering and a codec's distortion do not
-  hide the echo.
+  user frame is the user's own speech when at least 6 dB above the echo so predicted (a
+  run of such frames then grows over neighbours at least 2 dB above it: the soft start
+  of a word in double talk); a segment with none is ``kind="echo"``: a barge-in of kind
+  ``echo``, never a turn. Working on levels, a hybrid's filtering and a codec's
+  distortion do not hide the echo; the user's quietest syllables in double talk are lost.
 - What only the protocol knows stays unknown: ``received`` is 0 (so ``heard_fraction`` is
   NaN), ``lead_silence`` is NaN; ``first_audio`` is ``a_on`` (a recording hears audio when
   it arrives), which leaves ``server_first_audio`` and ``playout_delay`` NaN.
@@ -58,6 +61,7 @@ __all__ = [
     "STOP_AFTER_USER_S",
     "acoustic_replies",
     "echo_coupling",
+    "frame_levels",
     "refine_segments",
     "speech_spans",
     "speech_threshold",
@@ -83,6 +87,8 @@ MIN_SEGMENT_S = 0.1  # the VAD's shortest segment
 ECHO_MAX_DELAY_S = 0.5
 ECHO_PEAK = 0.15
 ECHO_MARGIN_DB = 6.0
+ECHO_EXTEND_DB = 2.0
+HYSTERESIS_DB = 6.0
 MAX_STOP_S = 2.5  # the hosted service stops 1.1-2.2 s after a barge-in's onset
 
 _CACHE: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
@@ -139,20 +145,29 @@ def speech_spans(samples: NDArray[Any], rate: int = RATE) -> list[tuple[float, f
         ``(start, end)`` in seconds, in order, at least 50 ms long and at least 250 ms apart.
     """
     levels = frame_levels(samples, rate)
-    active = levels >= speech_threshold(levels)
-    runs = _runs(active, round(JOIN_S / HOP_S), round(MIN_RUN_S / HOP_S))
+    threshold = speech_threshold(levels)
+    active, near = levels >= threshold, levels >= threshold - HYSTERESIS_DB
+    runs = _runs(active, round(JOIN_S / HOP_S), round(MIN_RUN_S / HOP_S), near)
     # frame i is centred on (i + 1) * HOP_S and stands for the hop around its centre
     return [((a + 0.5) * HOP_S, (b + 0.5) * HOP_S) for a, b in runs]
 
 
-def _runs(mask: NDArray[np.bool_], join: int, min_frames: int) -> list[tuple[int, int]]:
-    """Runs of True frames joined over gaps under ``join``, kept when ``min_frames`` long
-    (so a click alone is dropped, a fragment of a word cut off after speech is kept)."""
+def _runs(
+    mask: NDArray[np.bool_], join: int, min_frames: int, grow: NDArray[np.bool_] | None = None
+) -> list[tuple[int, int]]:
+    """Runs of True frames, grown at both ends over the True frames of ``grow`` next to
+    them, joined over gaps under ``join``, kept when ``min_frames`` long (so a click alone
+    is dropped, a fragment of a word cut off after speech is kept)."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     spans: list[list[int]] = []
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        if grow is not None:
+            while a > 0 and grow[a - 1]:
+                a -= 1
+            while b < len(grow) and grow[b]:
+                b += 1
         if spans and a - spans[-1][1] < join:
-            spans[-1][1] = b
+            spans[-1][1] = max(spans[-1][1], b)
         else:
             spans.append([a, b])
     return [(a, b) for a, b in spans if b - a >= min_frames]
@@ -209,19 +224,19 @@ def refine_segments(segments: list[dict[str, Any]], log: SessionLog) -> list[dic
         return segments
     user, rate = log.audio("user")
     levels = frame_levels(user, rate)
-    own = levels >= speech_threshold(levels)
-    coupling = echo_coupling(levels, frame_levels(log.agent_samples()))
+    threshold = speech_threshold(levels)
+    own, near = levels >= threshold, levels >= threshold - HYSTERESIS_DB
+    agent = frame_levels(log.agent_samples())
+    coupling = echo_coupling(levels, agent)
     if coupling is not None:
         delay, gain = coupling
-        agent = frame_levels(log.agent_samples())
         echo = np.full(len(levels), -np.inf)
         m = min(len(levels) - delay, len(agent))
         echo[delay : delay + m] = agent[:m] + gain
         own &= levels >= echo + ECHO_MARGIN_DB
-    runs = [
-        ((a + 0.5) * HOP_S, (b + 0.5) * HOP_S)
-        for a, b in _runs(own, round(JOIN_USER_S / HOP_S), round(MIN_RUN_S / HOP_S))
-    ]
+        near &= levels >= echo + ECHO_EXTEND_DB
+    runs_f = _runs(own, round(JOIN_USER_S / HOP_S), round(MIN_RUN_S / HOP_S), near)
+    runs = [((a + 0.5) * HOP_S, (b + 0.5) * HOP_S) for a, b in runs_f]
     out: list[dict[str, Any]] = []
     for s in segments:
         pieces = [

@@ -241,6 +241,11 @@ def test_channel_arguments_are_checked(tmp_path, kwargs, field, words) -> None:
 def test_unreadable_inputs_name_the_file(tmp_path) -> None:
     with pytest.raises(vk.LogFormatError, match="no such recording"):
         vk.load_recording(tmp_path / "missing.wav")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "meta.json").write_text("{}")
+    with pytest.raises(vk.LogFormatError, match=r"it is a log bundle: use vk\.load_log"):
+        vk.load_recording(bundle)
     junk = tmp_path / "notes.wav"
     junk.write_text("not audio")
     with pytest.raises(vk.LogFormatError, match="not an audio file") as err:
@@ -248,6 +253,8 @@ def test_unreadable_inputs_name_the_file(tmp_path) -> None:
     assert "notes.wav" in str(err.value)
     stereo = tmp_path / "s.wav"
     sf.write(str(stereo), np.zeros((R, 2), np.int16), R, subtype="PCM_16")
+    with pytest.raises(vk.LogFormatError, match=r"for a call recording use vk\.load_recording"):
+        vk.load_log(stereo)
     with pytest.raises(vk.LogFormatError, match="two mono files"):
         vk.load_recording((stereo, stereo))
     with pytest.raises(vk.ConfigError) as cfg:

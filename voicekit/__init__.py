@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from voicekit.audio.devices import list_devices
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
-    from voicekit.logformat import SessionLog, load_log
+    from voicekit.logformat import Recording, SessionLog, load_log, load_recording
     from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
     from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
     from voicekit.session import Session
@@ -66,6 +66,7 @@ __all__ = [
     "LogFormatError",
     "Pause",
     "ProtocolError",
+    "Recording",
     "Say",
     "ScriptedUser",
     "ServerError",
@@ -85,6 +86,7 @@ __all__ = [
     "list_devices",
     "load_log",
     "load_logs",
+    "load_recording",
     "local",
     "plot_barge_ins",
     "plot_fto",
@@ -104,6 +106,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BargeIn": ("voicekit.scripted", "BargeIn"),
     "BrowserAudio": ("voicekit.widgets.browser_audio", "BrowserAudio"),
     "Pause": ("voicekit.scripted", "Pause"),
+    "Recording": ("voicekit.logformat.recording", "Recording"),
     "Say": ("voicekit.scripted", "Say"),
     "ScriptedUser": ("voicekit.scripted", "ScriptedUser"),
     "Session": ("voicekit.session", "Session"),
@@ -119,6 +122,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "list_devices": ("voicekit.audio.devices", "list_devices"),
     "load_log": ("voicekit.logformat.reader", "load_log"),
     "load_logs": ("voicekit.analysis.many", "load_logs"),
+    "load_recording": ("voicekit.logformat.recording", "load_recording"),
     "local": ("voicekit.local", None),
     "plot_barge_ins": ("voicekit.analysis.plots", "plot_barge_ins"),
     "plot_fto": ("voicekit.analysis.plots", "plot_fto"),

@@ -1,5 +1,7 @@
 """Command line: ``python -m voicekit talk | demo | serve | report``.
 
+``report`` takes log bundles and call recordings (``report call.wav``) alike.
+
 Face layer: thin wrappers over the library. Errors print one line saying what to do.
 
 Exit codes: 0 success (for ``talk`` and ``serve``, Ctrl-C is the normal end), 1 runtime
@@ -275,16 +277,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an HTML report of log bundles",
         description="Write a self-contained HTML report (summary, plots, turns, transcript).",
     )
-    p.add_argument("logs", nargs="+", metavar="LOG", help="bundle directories, parents or globs")
+    p.add_argument(
+        "logs",
+        nargs="+",
+        metavar="LOG",
+        help="bundle directories, parents or globs; or call recordings (audio files, one "
+        "channel per party)",
+    )
     p.add_argument("-o", "--output", default="voicekit-report.html", help="the HTML file")
+    p.add_argument(
+        "--user-channel", type=int, default=0, help="a recording's user channel (default 0)"
+    )
+    p.add_argument(
+        "--agent-channel", type=int, default=1, help="a recording's agent channel (default 1)"
+    )
     p.set_defaults(run=_report)
     return parser
 
 
 def _report(args: argparse.Namespace) -> int:
-    from voicekit.analysis import report
+    from pathlib import Path
 
-    path = report(list(args.logs), args.output)
+    from voicekit.analysis import report
+    from voicekit.logformat import load_recording
+
+    logs = [
+        load_recording(item, args.user_channel, args.agent_channel)
+        if Path(item).is_file()  # a bundle is a directory: a file is a recording
+        else item
+        for item in args.logs
+    ]
+    path = report(logs, args.output)
     print(f"wrote {path}", flush=True)
     return 0
 

@@ -11,7 +11,12 @@ definitions leave open are written here:
   that starts while agent audio is playing is a barge-in candidate, the others are turns.
 - **Replies** belong to the last user turn that began before the reply started
   (``reply.started``); replies before the first turn are the greeting. Replies asked for with
-  ``reply.create`` (``Session.say``) after a turn ended belong to no turn.
+  ``reply.create`` (``Session.say``) after a turn ended belong to no turn. A log with no
+  reply events at all (a call recording) has its replies found on the agent track by level
+  (:mod:`voicekit.analysis.acoustic`); a VAD segment that interrupted such a reply (its
+  ``cut_by``) is a user turn too.
+- ``overlap``: seconds of the turn's user speech during which agent audio was audible
+  (a reply's ``a_on``-``a_off``): the agent starting early, or the user barging in.
 - **Audible** means ``|sample| >= 100`` (about -50 dBFS) in ``agent.wav``, read by memory
   map for just the played span of each reply (audio is never loaded whole).
 - ``heard_fraction`` = played samples / samples received for that reply (an interrupted
@@ -70,6 +75,7 @@ TURN_COLUMNS = (
     "a_on",
     "a_off",
     "fto",
+    "overlap",
     "endpoint_delay",
     "server_first_audio",
     "lead_silence",
@@ -175,11 +181,16 @@ def _vad_segments(log: SessionLog) -> list[dict[str, Any]]:
             segments[-1][1] = end
         else:
             segments.append([start, end])
-    return [
-        {"start": s, "end": e, "text": "", "kind": "speech", "turn": -1, "source": "vad"}
-        for s, e in segments
-        if e - s >= 0.1
-    ]
+    from voicekit.analysis.acoustic import refine_segments  # edges by level; echo marked
+
+    return refine_segments(
+        [
+            {"start": s, "end": e, "text": "", "kind": "speech", "turn": -1, "source": "vad"}
+            for s, e in segments
+            if e - s >= 0.1
+        ],
+        log,
+    )
 
 
 # -- replies --------------------------------------------------------------------------------
@@ -239,6 +250,10 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
             r["status"] = e.get("status")
         elif kind == "transcript.agent":
             r["text"] = str(e.get("text", ""))
+    if not replies:  # no reply events: a recording; the agent's track is all there is
+        from voicekit.analysis.acoustic import acoustic_replies
+
+        return acoustic_replies(log)
     out = []
     for r in replies.values():
         if math.isnan(r["started"]):
@@ -289,9 +304,13 @@ def _user_turns(
         for number, parts in sorted(by_turn.items()):
             turns.append({"turn": number, "parts": parts, "source": "script"})
         return turns
-    playing = [(r["a_on"], r["a_off"]) for r in replies if not math.isnan(r["a_on"])]
+    playing = [
+        (r["a_on"], r["a_off"], r.get("cut_by")) for r in replies if not math.isnan(r["a_on"])
+    ]
     for s in segments:
-        during = any(a <= s["start"] < b for a, b in playing)
+        if s["kind"] == "echo":
+            continue
+        during = any(a <= s["start"] < b and s["start"] != cut for a, b, cut in playing)
         if not during:
             turns.append({"turn": len(turns), "parts": [s], "source": "vad"})
     return turns
@@ -354,6 +373,12 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
             "a_on": a_on,
             "a_off": max((r["a_off"] for r in audible), default=math.nan),
             "fto": a_on - u_off,
+            "overlap": sum(
+                max(0.0, min(p["end"], r["a_off"]) - max(p["start"], r["a_on"]))
+                for p in parts
+                for r in replies
+                if not math.isnan(r["a_on"])
+            ),
             "endpoint_delay": end_t - u_off,
             "server_first_audio": (first["first_audio"] if first else math.nan) - end_t,
             "lead_silence": first["lead_silence"] if first else math.nan,
@@ -425,9 +450,10 @@ def barge_in_table(log: SessionLog) -> pd.DataFrame:
             continue
         stop = r["end"] / RATE
         cut = r["reason"] not in (None, "completed") or r["status"] == "interrupted"
+        cut = cut and r.get("cut_by", onset) == onset  # a recording's reply: this segment
         if s["source"] == "script":
             kind = "interruption" if s["kind"] == "barge_in" else "backchannel"
-        elif _is_echo(log, s, echo):
+        elif s["kind"] == "echo" or _is_echo(log, s, echo):
             kind = "echo"
         else:
             kind = "interruption" if s["end"] - s["start"] >= 0.6 else "backchannel"
@@ -492,6 +518,7 @@ def summarize(turns: pd.DataFrame, barge_ins: pd.DataFrame | None = None) -> dic
         out[f"{col}_p90"] = float(np.percentile(values, 90)) if len(values) else math.nan
     for col in ("premature", "no_response", "interrupted"):
         out[col] = int(turns[col].sum()) if col in turns else 0
+    out["overlap_total"] = float(turns["overlap"].sum()) if "overlap" in turns else 0.0
     if barge_ins is not None:
         out["barge_ins"] = len(barge_ins)
         out["stop_latency_median"] = (

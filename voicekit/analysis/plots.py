@@ -97,7 +97,11 @@ def plot_timeline(
     if waveforms:
         _envelope(ax, log, "user", lanes["user"], height, t0, t1, USER)
         _envelope(ax, log, "agent", lanes["agent"], height, t0, t1, AGENT)
-    segments = [s for s in user_segments(log) if s["end"] >= t0 and s["start"] <= t1]
+    segments = [
+        s
+        for s in user_segments(log)
+        if s["end"] >= t0 and s["start"] <= t1 and s["kind"] != "echo"  # echo: not the user
+    ]
     for s in segments:
         ax.broken_barh(
             [(s["start"], s["end"] - s["start"])],
@@ -252,10 +256,16 @@ def _envelope(
     from voicekit.audio.wav import HEADER_BYTES
 
     path = log.path / f"{track}.wav"
-    if not path.exists() or path.stat().st_size <= HEADER_BYTES + 2:
+    if track == "agent":
+        audio: Any = log.agent_samples()  # a bundle's by memory map, a recording's channel
+    elif path.is_file() and path.stat().st_size > HEADER_BYTES + 2:
+        size = (path.stat().st_size - HEADER_BYTES) // 2
+        audio = np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (size,))
+    else:
+        audio = log.audio(track)[0]  # not a bundle (a recording): the track it holds
+    n = len(audio)
+    if n < 2:
         return
-    n = (path.stat().st_size - HEADER_BYTES) // 2
-    audio = np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (n,))
     a, b = max(0, int(t0 * 24000)), min(n, int(t1 * 24000))
     if b <= a:
         return

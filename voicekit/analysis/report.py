@@ -109,6 +109,7 @@ def report(
         "text",
         "reply_text",
         "fto",
+        "overlap",
         "endpoint_delay",
         "premature",
         "interrupted",

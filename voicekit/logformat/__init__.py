@@ -1,12 +1,14 @@
-"""The ``voicekit-log/1`` log bundle: writer and reader.
+"""The ``voicekit-log/1`` log bundle: writer and reader; call recordings read as logs.
 
-Format layer: imports only the standard library, numpy, ``voicekit.audio.wav`` and
-``voicekit.errors``; never the session, protocol, analysis or widgets.
+Format layer: imports only the standard library, numpy, soundfile (recordings, on first
+use), ``voicekit.audio`` and ``voicekit.errors``; never the session, protocol, analysis or
+widgets.
 """
 
 from __future__ import annotations
 
 from voicekit.logformat.reader import SUPPORTED_FORMATS, LogFormatWarning, SessionLog, load_log
+from voicekit.logformat.recording import Recording, load_recording
 from voicekit.logformat.writer import FORMAT, LogWriter, scrub
 
 __all__ = [
@@ -14,7 +16,9 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "LogFormatWarning",
     "LogWriter",
+    "Recording",
     "SessionLog",
     "load_log",
+    "load_recording",
     "scrub",
 ]

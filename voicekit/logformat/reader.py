@@ -93,9 +93,12 @@ class SessionLog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
+            hint = (
+                "; for a call recording use vk.load_recording(path)" if self.path.is_file() else ""
+            )
             raise LogFormatError(
                 "not a log bundle directory; pass the directory that holds "
-                "meta.json and events.jsonl",
+                f"meta.json and events.jsonl{hint}",
                 str(self.path),
             )
         meta_path = self.path / "meta.json"

@@ -76,12 +76,8 @@ LANGUAGE_WEIGHT = 6.5  # chosen on eval.txt under input dither: 9.5 overfit the 
 LEXICON_VOICES: tuple[str, ...] = ("en-us", "en", "en-gb-x-gbclan", "en-us-nyc")
 """espeak-ng accents whose pronunciations join the dictionary (those of the tuning voices of
 ``benchmarks/bench_asr.py``; empty: the stock dictionary alone)."""
-WORD_INSERTION = 0.4  # pocketsphinx -wip (its default 0.65; 0.2 before the wider beams)
+WORD_INSERTION = 0.2  # pocketsphinx -wip (its default 0.65): fewer short filler words
 TOP_GAUSSIANS = 8  # pocketsphinx -topn (its default 4)
-BEAMS: dict[str, float] = {"beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60}
-"""pocketsphinx's first-pass beams (its defaults 1e-48, 7e-29, 1e-48): wider, so that voices
-and speaking rates unlike the acoustic model's training speech are not pruned early."""
-SILENCE_PROB = 0.05  # pocketsphinx -silprob (its default 0.005): pauses between words
 BACKGROUND_WEIGHT = 0.1  # share of the general-English bigrams (data/background_bigrams.txt.gz)
 DITHER_SEED = 7  # decoder dither: digital silence (exact zeros) otherwise skews the features
 _WORD = re.compile(r"[a-z][a-z']*")
@@ -671,9 +667,7 @@ class Recognizer:
             lw=LANGUAGE_WEIGHT,
             wip=WORD_INSERTION,
             topn=TOP_GAUSSIANS,
-            silprob=SILENCE_PROB,
             samprate=16000,
-            **BEAMS,
             dither=True,
             seed=DITHER_SEED,
         )

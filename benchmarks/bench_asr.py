@@ -9,6 +9,9 @@ words a minute, and on real human speech clips when they are there (``--clips``)
 Rules kept: recogniser settings were chosen on ``TUNING`` (other sentences) spoken by
 ``TUNING_VOICES`` (other voices and rates) — never on ``HELD_OUT`` or ``HELD_OUT_VOICES``;
 the held-out figures are measured, not fitted.
+The tuning set is small (80 utterances, ~550 words): settings that differ by ~0.02 on it are
+not told apart (pocketsphinx's wider beams, ``-wip`` 0.4 and ``-silprob`` 0.05 gave +0.02 on
+it and nothing held out), and one setting measures within ~0.01 from run to run.
 
 Audio takes the agent's path: espeak-ng at 24 kHz, 0.3 s of digital silence either side,
 the streaming 24 -> 16 kHz resampler in 50 ms chunks, the recogniser fed 512-sample (32 ms)

@@ -258,3 +258,23 @@ def test_echo_is_found_and_marks_barge_ins(tmp_path) -> None:
     assert check["echo"] and check["delay"] == pytest.approx(0.12, abs=0.002)
     assert check["level_db"] == pytest.approx(-12.0, abs=1.5)
     assert set(log.barge_ins["kind"]) == {"echo"}
+
+
+def test_utterances_without_turn_numbers_are_turns_of_their_own(tmp_path) -> None:
+    """A bundle written to the documented format by another program (``user.utterance
+    {start, end, text, kind}``, no ``turn``): each utterance is its own turn, so the first
+    turn's offset, fto and endpoint delay are its own, and nothing is premature."""
+    b = Bundle(tmp_path)
+    b.ev(0.0, "local", "session.start", backend="url")
+    for k, (u_on, u_off) in enumerate([(1.0, 2.0), (6.0, 7.5)]):
+        b.ev(u_off, "local", "user.utterance", start=u_on, end=u_off, text=f"q{k}", kind="turn")
+        b.ev(u_off + 0.6, "recv", "input.speech.stopped")
+        b.reply(f"r{k}", u_off + 0.62, u_off + 0.7, tone(1.5, lead=0.2), text=f"a{k}")
+    b.ev(12.0, "local", "session.stop", status="ended")
+    turns = b.close().turns
+    assert list(turns["turn"]) == [0, 1]
+    assert list(turns["u_off"]) == [2.0, 7.5]
+    assert list(turns["reply_id"]) == ["r0", "r1"]
+    np.testing.assert_allclose(turns["fto"], [0.9, 0.9], atol=1 / R)  # 0.7 + 0.2 lead
+    np.testing.assert_allclose(turns["endpoint_delay"], [0.6, 0.6], atol=1e-9)
+    assert not turns["premature"].any()

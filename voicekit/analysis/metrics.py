@@ -6,7 +6,8 @@ definitions leave open are written here:
 
 - **User speech** comes from the scripted user's ``user.utterance`` lines when there are
   any (``source="script"``): utterances of kind ``turn`` with the same ``turn`` number form
-  one user turn; a ``barge_in`` utterance starts a new turn. Otherwise Silero VAD runs over
+  one user turn; an utterance without ``turn`` (a bundle written by another program) is a
+  turn of its own; a ``barge_in`` utterance starts a new turn. Otherwise Silero VAD runs over
   ``user.wav`` (``source="vad"``): speech segments closer than 300 ms are merged; a segment
   that starts while agent audio is playing is a barge-in candidate, the others are turns.
 - **Replies** belong to the last user turn that began before the reply started
@@ -29,6 +30,7 @@ definitions leave open are written here:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterable
@@ -149,13 +151,17 @@ def user_segments(log: SessionLog) -> list[dict[str, Any]]:
     """
     scripted = log.of_type("user.utterance")
     if scripted:
+        # ``turn`` is optional: an utterance without one is a turn of its own (the utterances
+        # of one turn, split by a pause, share a number when the writer gives them one)
+        given = [int(u["turn"]) for u in scripted if u.get("turn") is not None]
+        fresh = itertools.count(max(given, default=-1) + 1)
         return [
             {
                 "start": float(u["start"]),
                 "end": float(u["end"]),
                 "text": str(u.get("text", "")),
                 "kind": str(u.get("kind", "turn")),
-                "turn": int(u.get("turn", 0)),
+                "turn": int(u["turn"]) if u.get("turn") is not None else next(fresh),
                 "source": "script",
             }
             for u in scripted

@@ -45,7 +45,6 @@ The choices, made for telephony (line noise, hum, echo, 8 kHz codecs):
 from __future__ import annotations
 
 import math
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,8 +89,6 @@ ECHO_MARGIN_DB = 6.0
 ECHO_EXTEND_DB = 2.0
 HYSTERESIS_DB = 6.0
 MAX_STOP_S = 2.5  # the hosted service stops 1.1-2.2 s after a barge-in's onset
-
-_CACHE: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def frame_levels(samples: NDArray[Any], rate: int = RATE) -> NDArray[np.float64]:
@@ -270,14 +267,15 @@ def acoustic_replies(log: SessionLog) -> list[dict[str, Any]]:
         (onset of the user segment that interrupted the reply, or None) and ``spans``
         (the speech spans inside the reply, s).
     """
-    cached = _CACHE.get(log)
-    if cached is not None:
-        return cached
+    replies: list[dict[str, Any]] = log.memo("acoustic_replies", lambda: _find_replies(log))
+    return replies
+
+
+def _find_replies(log: SessionLog) -> list[dict[str, Any]]:
     from voicekit.analysis.metrics import _is_echo, user_segments
 
     spans = speech_spans(log.agent_samples())
     if not spans:
-        _CACHE[log] = []
         return []
     echo: dict[str, Any] = {}
     users = [s for s in user_segments(log) if s["kind"] != "echo" and not _is_echo(log, s, echo)]
@@ -290,9 +288,7 @@ def acoustic_replies(log: SessionLog) -> list[dict[str, Any]]:
                 groups[-1].append(span)
                 continue
         groups.append([span])
-    replies = [_record(i, group, users) for i, group in enumerate(groups)]
-    _CACHE[log] = replies
-    return replies
+    return [_record(i, group, users) for i, group in enumerate(groups)]
 
 
 def _record(

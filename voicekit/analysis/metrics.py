@@ -147,8 +147,14 @@ def user_segments(log: SessionLog) -> list[dict[str, Any]]:
     """User speech as segments ``{start, end, text, kind, turn, source}``.
 
     Scripted ground truth when the log has ``user.utterance`` lines, else Silero VAD over
-    ``user.wav`` (kind ``speech``; the analysis decides turn or barge-in).
+    ``user.wav`` (kind ``speech``; the analysis decides turn or barge-in). Worked out once
+    per log (``log.memo``): the turn table, barge-ins, replies and plots all read them.
     """
+    segments: list[dict[str, Any]] = log.memo("user_segments", lambda: _user_segments(log))
+    return segments
+
+
+def _user_segments(log: SessionLog) -> list[dict[str, Any]]:
     scripted = log.of_type("user.utterance")
     if scripted:
         # ``turn`` is optional: an utterance without one is a turn of its own (the utterances

@@ -253,16 +253,7 @@ def draw_texts(
 def _envelope(
     ax: Axes, log: SessionLog, track: str, y: float, h: float, t0: float, t1: float, color: str
 ) -> None:
-    from voicekit.audio.wav import HEADER_BYTES
-
-    path = log.path / f"{track}.wav"
-    if track == "agent":
-        audio: Any = log.agent_samples()  # a bundle's by memory map, a recording's channel
-    elif path.is_file() and path.stat().st_size > HEADER_BYTES + 2:
-        size = (path.stat().st_size - HEADER_BYTES) // 2
-        audio = np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (size,))
-    else:
-        audio = log.audio(track)[0]  # not a bundle (a recording): the track it holds
+    audio = log.track_samples(track)  # a bundle's by memory map, a recording's channel
     n = len(audio)
     if n < 2:
         return

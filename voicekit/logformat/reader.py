@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,13 @@ class SessionLog:
             self._frames["events"] = frame
         return self._frames["events"]
 
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` computed once per log and kept with it (derived tables, speech
+        segments): what several analyses of one log read is worked out once."""
+        if key not in self._frames:
+            self._frames[key] = make()
+        return self._frames[key]
+
     def of_type(self, *types: str, direction: str | None = None) -> list[dict[str, Any]]:
         """The raw events of the given types (and direction), in time order."""
         index = self._frames.get("by_type")
@@ -211,17 +219,24 @@ class SessionLog:
         audio: NDArray[np.int16] = self._frames["agent_audio"]
         return audio
 
-    def agent_samples(self) -> NDArray[np.int16]:
-        """The agent track (24 kHz int16, as played) without reading it: ``agent.wav`` by
-        memory map (empty when the bundle has none). Analysis reads audible spans through
-        this; readers of other sources (a hosted recording, a call recording) override it."""
+    def track_samples(self, track: str) -> NDArray[np.int16]:
+        """One track, ``"user"`` or ``"agent"`` (24 kHz int16), without reading it: the
+        bundle's WAV by memory map (empty when it has none). Analysis and plots read audio
+        spans through this; readers of other sources (a call recording) override it."""
         from voicekit.audio.wav import HEADER_BYTES
 
-        path = self.path / "agent.wav"
-        if path.exists() and path.stat().st_size > HEADER_BYTES + 1:
+        if track not in ("user", "agent"):
+            raise LogFormatError(f"track ({track!r}) must be 'user' or 'agent'")
+        path = self.path / f"{track}.wav"
+        if path.is_file() and path.stat().st_size > HEADER_BYTES + 1:
             n = (path.stat().st_size - HEADER_BYTES) // 2
             return np.memmap(path, np.dtype("<i2"), "r", HEADER_BYTES, (n,))
         return np.zeros(0, np.int16)
+
+    def agent_samples(self) -> NDArray[np.int16]:
+        """The agent track as played (:meth:`track_samples` of ``"agent"``): what the
+        analysis reads replies' audible spans from."""
+        return self.track_samples("agent")
 
     @property
     def turns(self) -> Any:

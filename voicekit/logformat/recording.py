@@ -87,9 +87,9 @@ class Recording(SessionLog):
             raise LogFormatError(f"track ({track!r}) must be 'user' or 'agent'")
         return self._tracks[track], RATE
 
-    def agent_samples(self) -> NDArray[np.int16]:
-        """The agent's channel (24 kHz int16), what the analysis reads replies from."""
-        return self._tracks["agent"]
+    def track_samples(self, track: str) -> NDArray[np.int16]:
+        """One party's channel (24 kHz int16): what the analysis and plots read."""
+        return self.audio(track)[0]
 
 
 def _pad(x: NDArray[np.int16], n: int) -> NDArray[np.int16]:

@@ -126,14 +126,14 @@ def _read(path: Path, channels: list[int]) -> list[NDArray[np.int16]]:
     """The given channels of a file at 24 kHz int16."""
     import soundfile
 
+    from voicekit.audio.pcm import float32_to_pcm16
     from voicekit.audio.resample import resample
 
     data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    out = []
-    for c in channels:
-        x = resample(np.ascontiguousarray(data[:, c]), int(rate), RATE)
-        out.append(np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16))
-    return out
+    return [
+        float32_to_pcm16(resample(np.ascontiguousarray(data[:, c]), int(rate), RATE))
+        for c in channels
+    ]
 
 
 def _fields(path: Path, info: Any) -> dict[str, Any]:

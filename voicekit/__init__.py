@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
     from voicekit.logformat import Recording, SessionLog, load_log, load_recording
+    from voicekit.logformat.hosted import HostedSession, load_hosted
     from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
     from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
     from voicekit.session import Session
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigError",
     "ConnectionClosed",
     "ConnectionError",
+    "HostedSession",
     "LogFormatError",
     "Pause",
     "ProtocolError",
@@ -84,6 +86,7 @@ __all__ = [
     "as_tool",
     "echo_check",
     "list_devices",
+    "load_hosted",
     "load_log",
     "load_logs",
     "load_recording",
@@ -105,6 +108,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Backchannel": ("voicekit.scripted", "Backchannel"),
     "BargeIn": ("voicekit.scripted", "BargeIn"),
     "BrowserAudio": ("voicekit.widgets.browser_audio", "BrowserAudio"),
+    "HostedSession": ("voicekit.logformat.hosted", "HostedSession"),
     "Pause": ("voicekit.scripted", "Pause"),
     "Recording": ("voicekit.logformat.recording", "Recording"),
     "Say": ("voicekit.scripted", "Say"),
@@ -120,6 +124,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "as_tool": ("voicekit.tools", "as_tool"),
     "echo_check": ("voicekit.analysis.metrics", "echo_check"),
     "list_devices": ("voicekit.audio.devices", "list_devices"),
+    "load_hosted": ("voicekit.logformat.hosted", "load_hosted"),
     "load_log": ("voicekit.logformat.reader", "load_log"),
     "load_logs": ("voicekit.analysis.many", "load_logs"),
     "load_recording": ("voicekit.logformat.recording", "load_recording"),

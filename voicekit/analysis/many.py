@@ -20,13 +20,20 @@ from voicekit.errors import LogFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["find_logs", "load_logs"]
+__all__ = ["find_logs", "load_logs", "open_log"]
 
 PARALLEL_FROM = 16  # logs: below this, one process is faster than starting a pool
 
 
+RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+
 def find_logs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Log bundle directories from paths, globs, or parent directories of bundles."""
+    """Logs from paths, globs, or parent directories of logs: voicekit bundles
+    (``meta.json``), downloaded hosted sessions (``timeline.json`` and ``session.json``) and,
+    named one by one, call recordings (``.wav``, ``.flac``, ``.ogg``, ``.opus``, ``.mp3``)."""
+    from voicekit.logformat.hosted import is_hosted
+
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     found: list[Path] = []
     for item in items:
@@ -34,27 +41,43 @@ def find_logs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
         matches = sorted(globmod.glob(text)) if globmod.has_magic(text) else [text]
         for m in matches:
             p = Path(m)
-            if (p / "meta.json").exists():
+            recording = p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES
+            if recording or (p / "meta.json").exists() or is_hosted(p):
                 found.append(p)
             elif p.is_dir():
-                found += sorted(d.parent for d in p.glob("*/meta.json"))
+                inside = {d.parent for d in p.glob("*/meta.json")}
+                inside |= {d.parent for d in p.glob("*/timeline.json") if is_hosted(d.parent)}
+                found += sorted(inside)
             elif not globmod.has_magic(text):
                 raise LogFormatError("no such log bundle or directory", text)
     return found
 
 
-def _one(path: Path) -> tuple[Any, list[str]]:
-    """Turn table of one bundle with its session columns, and the warnings it raised."""
-    from voicekit.logformat import load_log
+def open_log(path: str | os.PathLike[str]) -> tuple[Any, str]:
+    """One log of any kind :func:`find_logs` finds, and its origin: ``"voicekit"`` (a
+    bundle), ``"hosted"`` (a downloaded hosted session) or ``"recording"``."""
+    from voicekit.logformat import load_log, load_recording
+    from voicekit.logformat.hosted import is_hosted, read_hosted
 
+    p = Path(path)
+    if p.is_file():
+        return load_recording(p), "recording"
+    if is_hosted(p) and not (p / "meta.json").exists():
+        return read_hosted(p), "hosted"
+    return load_log(p), "voicekit"
+
+
+def _one(path: Path) -> tuple[Any, list[str]]:
+    """Turn table of one log with its session columns, and the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        log = load_log(path)
+        log, origin = open_log(path)
         df = log.turns.copy()
     df.insert(0, "session_id", log.session_id)
     df.insert(1, "started_at", log.started_at)
     df.insert(2, "backend", log.backend)
-    df.insert(3, "log", str(path))
+    df.insert(3, "origin", origin)
+    df.insert(4, "log", str(path))
     return df, [str(w.message) for w in caught]
 
 
@@ -63,12 +86,18 @@ def load_logs(
     progress: bool = True,
     workers: int | None = None,
 ) -> pd.DataFrame:
-    """One turn table of many sessions (session id, start time, backend, log path columns).
+    """One turn table of many sessions (session id, start time, backend, origin, log path
+    columns).
 
     Parameters
     ----------
     paths : str, path or list of them
-        Bundle directories, their parent directories, or globs (``"voicekit-logs/*"``).
+        Bundle directories, downloaded hosted sessions (``vk.hosted.download``), call
+        recordings, their parent directories, or globs (``"voicekit-logs/*"``). The
+        ``origin`` column says which each row came from: ``"voicekit"``, ``"hosted"`` or
+        ``"recording"``; hosted rows have the hosted columns too (``commit``,
+        ``server_ttfa``, ``measured_from``, ...; see :func:`voicekit.load_hosted`), NaN
+        elsewhere.
     progress : bool
         Show a progress bar (tqdm: a widget in notebooks, text in terminals).
     workers : int, optional
@@ -117,7 +146,7 @@ def load_logs(
                         collect(path, result)
     finally:
         bar.close()
-    columns = ["session_id", "started_at", "backend", "log", *TURN_COLUMNS]
+    columns = ["session_id", "started_at", "backend", "origin", "log", *TURN_COLUMNS]
     if not frames:
         return pd.DataFrame(columns=columns)
     frames = [f for f in frames if len(f)] or frames[:1]

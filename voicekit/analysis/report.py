@@ -44,10 +44,10 @@ def report(
     """
     import matplotlib
 
-    from voicekit.analysis.many import find_logs
+    from voicekit.analysis.many import find_logs, open_log
     from voicekit.analysis.metrics import summarize
     from voicekit.analysis.plots import plot_barge_ins, plot_fto, plot_latency, plot_timeline
-    from voicekit.logformat import SessionLog, load_log
+    from voicekit.logformat import SessionLog
 
     items = list(logs) if isinstance(logs, (list, tuple)) else [logs]
     sessions: list[SessionLog] = []
@@ -63,7 +63,7 @@ def report(
                 field="logs",
             )
         else:
-            sessions += [load_log(p) for p in find_logs(item)]
+            sessions += [open_log(p)[0] for p in find_logs(item)]
     if not sessions:
         from voicekit.errors import LogFormatError
 

@@ -190,8 +190,9 @@ def test_tool_turn_has_no_server_ttfa_and_its_duration_from_the_timeline(served)
     r0 = ready_t(log)
     sent = log.of_type("tool.call")[0]["t"] - r0
     assert row.tool_server == pytest.approx(sent - row.u_off, abs=EDGE + PLACE)
-    client = log.turns.iloc[2]
-    assert row.tool_dead_air == pytest.approx(client.tool_dead_air, abs=EDGE + PLACE)
+    client = log.turns.iloc[2]  # its u_off is the clip's end, trailing silence included
+    answer_on = client.u_off + client.tool_dead_air - r0  # the tool's answer, as played
+    assert row.tool_dead_air == pytest.approx(answer_on - spoken(log)[2][1], abs=EDGE + PLACE)
     assert h.turns.attrs["measured_from"]["tool_duration"] == "timeline"
     assert h.turns.attrs["measured_from"]["fto"] == "recording"
 

@@ -70,6 +70,8 @@ __all__ = ["FILES", "HostedSession", "is_hosted", "load_hosted", "read_hosted"]
 
 RATE = 24000
 FILES = ("session.json", "timeline.json", "metadata.json", "recording.ogg", "config.json")
+GAP_S = 0.1  # silence that ends a reply's audio (replies start with a longer lead-in)
+MAX_TAIL_S = 60  # how far past the next reply's start its audio is followed
 SPEECH_LEAD_S = 1.5  # the server hears speech start up to this late (barge-ins: ~0.7 s)
 _DOWNLOAD_HINT = "download the session with vk.hosted.download(session_id, dir)"
 
@@ -273,9 +275,15 @@ def _fixed_triggers(turns: list[dict[str, Any]]) -> list[tuple[str, bool]]:
 
 
 def _reply_spans(h: HostedSession, turns: list[dict[str, Any]], end_s: float) -> dict[int, Any]:
-    """Per timeline turn index with a reply: (start, end, a_on, a_off) in samples (a_on
-    None when the agent channel is silent there)."""
+    """Per timeline turn index with a reply: (begin, end, a_on, a_off) in samples, the
+    span of the channel that is its audio (a_on None when silent there).
+
+    A reply's audio is looked for from its start (or where the previous reply's audio
+    ended, if later) to the next reply's start; audio still sounding there (the codec's
+    decay after a cut, or audio sent ahead) belongs to it up to the first ``GAP_S`` of
+    silence: every reply begins with a silent lead-in at least that long."""
     agent = h.track_samples("agent")
+    gap = round(GAP_S * RATE)
     starts = [
         (i, round(_ms(t.get("agent_reply_started_at_ms")) * RATE))
         for i, t in enumerate(turns)
@@ -283,16 +291,24 @@ def _reply_spans(h: HostedSession, turns: list[dict[str, Any]], end_s: float) ->
     ]
     starts.sort(key=lambda x: x[1])
     spans: dict[int, Any] = {}
+    free = 0  # where the previous reply's audio ended
     for k, (i, start) in enumerate(starts):
+        begin = max(start, free)
         limit = starts[k + 1][1] if k + 1 < len(starts) else round(end_s * RATE)
-        loud = np.flatnonzero(np.abs(agent[start:limit].astype(np.int32)) >= AUDIBLE)
+        loud = begin + np.flatnonzero(np.abs(agent[begin:limit].astype(np.int32)) >= AUDIBLE)
+        if len(loud) and loud[-1] >= limit - gap and k + 1 < len(starts):
+            ahead = agent[limit : limit + MAX_TAIL_S * RATE].astype(np.int32)
+            tail = limit + np.flatnonzero(np.abs(ahead) >= AUDIBLE)
+            breaks = np.flatnonzero(np.diff(np.concatenate([loud[-1:], tail])) > gap)
+            loud = np.concatenate([loud, tail[: breaks[0]] if len(breaks) else tail])
         ended = _ms(turns[i].get("agent_reply_ended_at_ms"))
         if len(loud):
-            a_on, a_off = start + int(loud[0]), start + int(loud[-1]) + 1
-            spans[i] = (start, a_off, a_on, a_off)
+            a_on, a_off = int(loud[0]), int(loud[-1]) + 1
+            spans[i] = (begin, a_off, a_on, a_off)
+            free = a_off
         else:
-            stop = round(ended * RATE) if not math.isnan(ended) else start
-            spans[i] = (start, max(start, stop), None, None)
+            stop = round(ended * RATE) if not math.isnan(ended) else begin
+            spans[i] = (begin, max(begin, stop), None, None)
     return spans
 
 
@@ -345,7 +361,7 @@ def _events(h: HostedSession) -> list[dict[str, Any]]:
         if i in spans:
             rid = str(turn["turn_id"])
             start, stop, _, _ = spans[i]
-            t0 = start / RATE
+            t0 = _ms(turn.get("agent_reply_started_at_ms"))
             trigger, fixed = triggers[i]
             if trigger == "reply_create":
                 add(t0, "reply.create", "send", instructions=turn.get("requested_instructions"))

@@ -54,7 +54,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -478,13 +478,13 @@ def _utterances(
             )
     groups.sort(key=lambda g: g[0])
     out: list[dict[str, Any]] = []
-    for number, (onset, parts, turn) in enumerate(groups):
+    for number, (onset, parts, owner) in enumerate(groups):
         during = any(a <= onset < b for a, b in audible)
-        if turn is None:
+        if owner is None:
             kind = "backchannel" if during else "turn"
         else:
             kind = "barge_in" if during else "turn"
-        text = str((turn or {}).get("user_transcript") or "")
+        text = str((owner or {}).get("user_transcript") or "")
         for j, p in enumerate(parts):
             out.append(
                 {
@@ -497,8 +497,8 @@ def _utterances(
                     "text": text if j == 0 else "",
                     "kind": kind,
                     "turn": number,
-                    "turn_id": (turn or {}).get("turn_id"),
-                    "commit": _ms((turn or {}).get("user_speech_ended_at_ms")),
+                    "turn_id": (owner or {}).get("turn_id"),
+                    "commit": _ms((owner or {}).get("user_speech_ended_at_ms")),
                 }
             )
     return out
@@ -533,14 +533,20 @@ def _hosted_turns(h: HostedSession) -> pd.DataFrame:
             "measured_from",
         )
     }
-    sources, a_ons, a_offs, ftos, endpoints = [], [], [], [], []
-    for i, row in enumerate(df.itertuples(index=False)):
-        parts = utter.get(int(row.turn), [])
+    sources: list[str] = []
+    a_ons: list[float] = []
+    a_offs: list[float] = []
+    ftos: list[float] = []
+    endpoints: list[float] = []
+    rows = cast("list[dict[str, Any]]", df.to_dict("records"))
+    for i, row in enumerate(rows):
+        parts = utter.get(int(row["turn"]), [])
         user_from = (
             "recording" if parts and all(p["origin"] == "recording" for p in parts) else "timeline"
         )
-        user_turn = next(
-            (by_reply.get(str(p.get("turn_id"))) for p in parts if p.get("turn_id")), None
+        user_turn: dict[str, Any] | None = next(
+            (by_reply[str(p["turn_id"])] for p in parts if str(p.get("turn_id")) in by_reply),
+            None,
         )
         if user_turn is None:
             # a user turn that got no reply: find it by its commit
@@ -554,12 +560,12 @@ def _hosted_turns(h: HostedSession) -> pd.DataFrame:
         ttfa = _ms((user_turn or {}).get("time_to_first_audio_ms"))
         next_on = starts_u[i + 1] if i + 1 < len(starts_u) else math.inf
         mine = [
-            r for r in replies if row.u_on <= r["t"] < next_on and r["trigger"] != "reply_create"
+            r for r in replies if row["u_on"] <= r["t"] < next_on and r["trigger"] != "reply_create"
         ]
         mine_tl = [by_reply[r["reply_id"]] for r in mine if r["reply_id"] in by_reply]
         calls = [c for t in mine_tl for c in t.get("tool_calls") or []]
         first_call = calls[0] if calls else None
-        a_on, a_off = row.a_on, row.a_off
+        a_on, a_off = float(row["a_on"]), float(row["a_off"])
         agent_from = "recording"
         if math.isnan(a_on):
             agent_from = "timeline"
@@ -567,7 +573,7 @@ def _hosted_turns(h: HostedSession) -> pd.DataFrame:
                 a_on = commit + ttfa  # the service's first audible sample
             ends = [_ms(t.get("agent_reply_ended_at_ms")) for t in mine_tl]
             a_off = max((e for e in ends if not math.isnan(e)), default=math.nan)
-        u_off = row.u_off
+        u_off = float(row["u_off"])
         unspoken = False
         for r in mine:
             t = by_reply.get(r["reply_id"], {})
@@ -576,7 +582,7 @@ def _hosted_turns(h: HostedSession) -> pd.DataFrame:
             cut = str(t.get("status")) in ("interrupted", "cancelled")
             unspoken = unspoken or (bool(t.get("agent_text")) and (silent or cut))
         if "unspoken_text" in df.columns:  # the generic table's own flag, where it has one
-            unspoken = unspoken or bool(row.unspoken_text)
+            unspoken = unspoken or bool(row["unspoken_text"])
         sources.append(user_from)
         a_ons.append(a_on)
         a_offs.append(a_off)

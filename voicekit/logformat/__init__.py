@@ -1,24 +1,29 @@
-"""The ``voicekit-log/1`` log bundle: writer and reader; call recordings read as logs.
+"""The ``voicekit-log/1`` log bundle: writer and reader; call recordings and downloaded
+hosted sessions read as logs.
 
 Format layer: imports only the standard library, numpy, soundfile (recordings, on first
 use), ``voicekit.audio`` and ``voicekit.errors``; never the session, protocol, analysis or
-widgets.
+widgets (the hosted reader places user speech with the analysis' VAD, imported lazily).
 """
 
 from __future__ import annotations
 
+from voicekit.logformat.hosted import HostedSession, load_hosted, read_hosted
 from voicekit.logformat.reader import SUPPORTED_FORMATS, LogFormatWarning, SessionLog, load_log
 from voicekit.logformat.recording import Recording, load_recording
 from voicekit.logformat.writer import FORMAT, LogWriter, scrub
 
 __all__ = [
     "FORMAT",
+    "HostedSession",
     "SUPPORTED_FORMATS",
     "LogFormatWarning",
     "LogWriter",
     "Recording",
     "SessionLog",
+    "load_hosted",
     "load_log",
     "load_recording",
+    "read_hosted",
     "scrub",
 ]

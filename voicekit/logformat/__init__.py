@@ -15,8 +15,8 @@ from voicekit.logformat.writer import FORMAT, LogWriter, scrub
 
 __all__ = [
     "FORMAT",
-    "HostedSession",
     "SUPPORTED_FORMATS",
+    "HostedSession",
     "LogFormatWarning",
     "LogWriter",
     "Recording",

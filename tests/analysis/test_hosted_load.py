@@ -36,6 +36,8 @@ from voicekit.logformat import LogFormatWarning
 
 matplotlib.use("Agg")
 
+pytestmark = pytest.mark.slow  # one real-time session (~20 s), shared by the module
+
 R = 24000
 KEY = "vk_test_hosted_load_key"
 PLACE = 0.1
@@ -132,7 +134,8 @@ def test_turns_match_the_clients_bundle(served) -> None:
     assert h.backend == "hosted" and h.session_id == log.session_id
     assert h.config["greeting"] == "Hello, how can I help you today?"
     assert h.started_at.endswith("Z") and h.started_at[:16] in log.started_at
-    assert h.duration == pytest.approx(log.of_type("session.ended")[0]["session_duration_seconds"])
+    ended = log.of_type("session.ended")[0]["session_duration_seconds"]
+    assert h.duration == pytest.approx(ended, abs=0.05)  # the recording's last Opus frame
     assert repr(h).startswith(f"<HostedSession {log.session_id} turns=5")
     assert all(e["origin"] in ("timeline", "recording") for e in h.raw_events)
 
@@ -222,7 +225,7 @@ def test_mislabelled_greeting_is_the_tool_answer(served, tmp_path) -> None:
     _, d = served
     odd = copy(d, tmp_path / d.name)
     timeline = json.loads((odd / "timeline.json").read_text())
-    assert timeline["turns"][4]["trigger"] == "tool_result"
+    assert timeline["turns"][4]["trigger"] == "tool_result"  # the twin labels it right
     timeline["turns"][4]["trigger"] = "greeting"  # as the service labelled an HTTP tool's
     (odd / "timeline.json").write_text(json.dumps(timeline))
     h, plain = vk.load_hosted(odd), vk.load_hosted(d)
@@ -233,6 +236,23 @@ def test_mislabelled_greeting_is_the_tool_answer(served, tmp_path) -> None:
     cols = ["u_on", "u_off", "a_on", "a_off", "fto", "tool_dead_air", "reply_text"]
     assert h.turns[cols].equals(plain.turns[cols])  # still the tool turn's answer
     assert h.summary()["greeting_latency"] == plain.summary()["greeting_latency"]
+
+
+def test_config_changes_are_epochs(served, tmp_path) -> None:
+    _, d = served
+    odd = copy(d, tmp_path / d.name)
+    timeline = json.loads((odd / "timeline.json").read_text())
+    at_ms = timeline["turns"][3]["user_speech_started_at_ms"] - 1000  # before the last turn
+    change = {"input": {"turn_detection": {"min_silence": 300, "max_silence": 1200}}}
+    timeline["config_changes"] = [{"at_ms": at_ms, "changes": change}]
+    (odd / "timeline.json").write_text(json.dumps(timeline))
+    h = vk.load_hosted(odd)
+    (epoch,) = [e for e in h.of_type("config.epoch") if e["epoch"] == 1]
+    assert epoch["t"] == at_ms / 1000 and epoch["patch"] == change
+    assert epoch["config"]["output"]["voice"] == h.config["output"]["voice"]  # merged
+    turns = h.turns
+    assert list(turns["epoch"]) == [0, 0, 1]
+    assert list(turns["min_silence"])[2] == 300 and list(turns["max_silence"])[2] == 1200
 
 
 def test_text_the_agent_never_spoke(served, tmp_path) -> None:
@@ -295,6 +315,7 @@ def test_load_logs_mixes_bundles_and_hosted_sessions(served) -> None:
     log, d = served
     df = vk.load_logs([log.path, d], progress=False)
     assert sorted(set(df["origin"])) == ["hosted", "voicekit"]
+    assert list(df.columns[:5]) == ["session_id", "started_at", "backend", "origin", "log"]
     assert (df["session_id"] == log.session_id).sum() == 6  # one session, seen both ways
     hosted = df[df["origin"] == "hosted"]
     mine = df[df["origin"] == "voicekit"]
@@ -304,3 +325,8 @@ def test_load_logs_mixes_bundles_and_hosted_sessions(served) -> None:
     # a parent directory of both is searched for either kind
     both = vk.load_logs([log.path.parent, d.parent], progress=False)
     assert sorted(both["origin"]) == sorted(df["origin"])
+    # a call recording named beside them: its turns by voice activity alone
+    three = vk.load_logs([log.path, d, d / "recording.ogg"], progress=False)
+    recording = three[three["origin"] == "recording"]
+    assert len(recording) == 3 and recording["commit"].isna().all()
+    assert np.allclose(recording["u_on"], hosted["u_on"], atol=0.05)

@@ -193,11 +193,12 @@ def _row(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _time(value: Any) -> pd.Timestamp | None:
+def _time(value: Any) -> Any:
+    """A UTC Timestamp, or None for no time."""
     import pandas as pd
 
     try:
-        moment = pd.Timestamp(value)
+        moment: Any = pd.Timestamp(value)  # NaT for None
     except (TypeError, ValueError):
         return None
     if pd.isna(moment):
@@ -213,7 +214,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         df[column] = df[column].astype(object)
     df["duration"] = pd.to_numeric(df["duration"], errors="coerce").astype(float)
     for column in ("started_at", "ended_at"):
-        df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601", errors="coerce")
+        moments = pd.to_datetime(df[column], utc=True, format="ISO8601", errors="coerce")
+        df[column] = moments.dt.as_unit("ns")
     return df
 
 
@@ -331,7 +333,7 @@ def _record(api: _rest.Api, session_id: str) -> dict[str, Any]:
         record = _rest.request(api, "GET", path, advice=_ADVICE)
     except ServerError as exc:
         if exc.code in _NOT_FOUND:
-            raise _unknown(session_id, api.base, exc.server_message) from None
+            raise _unknown(session_id, api.base, f"GET {path}: not found") from None
         raise
     if not isinstance(record, Mapping) or not isinstance(record.get("artifacts", []), list):
         raise ServerError(

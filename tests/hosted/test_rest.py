@@ -94,20 +94,20 @@ class Relay:
         if path.startswith("/v1/sessions/") and status == 200 and self.expire > 0:
             self.expire -= 1
             body = self._expired(json.loads(body), h.headers["Host"])
+        sent = body[: self.cut.pop(kind)] if kind in self.cut else body
+        self.served.append(  # before the answer: the client may go on as soon as it has it
+            {"path": path, "range": headers.get("Range"), "status": status, "bytes": len(sent)}
+        )
         h.send_response(status)
         for name in ("Content-Type", "Content-Range", "Accept-Ranges"):
             if answer.get(name):
                 h.send_header(name, answer[name])
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
-        sent = body[: self.cut.pop(kind)] if kind in self.cut else body
         h.wfile.write(sent)
         h.wfile.flush()
         if len(sent) < len(body):
             h.close_connection = True
-        self.served.append(
-            {"path": path, "range": headers.get("Range"), "status": status, "bytes": len(sent)}
-        )
 
     def _expired(self, record: dict[str, Any], host: str) -> bytes:
         """The record with artifact URLs that expired a minute ago (signed by the agent)."""

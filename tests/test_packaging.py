@@ -129,7 +129,7 @@ def test_lazy_names_resolve_and_are_listed() -> None:
 
 # -- layering: imports point down only (docs/architecture.md) ---------------------------------
 PACKAGE = ROOT / "voicekit"
-RUNTIME = ("session", "scripted", "sweep", "tools", "agents")
+RUNTIME = ("session", "scripted", "sweep", "tools", "agents", "hosted", "_rest")
 # layer of a module -> the voicekit parts it must never import, even lazily
 FORBIDDEN = {
     "protocol": (

@@ -30,7 +30,7 @@ from voicekit.errors import (
 from voicekit.sweep import sweep
 
 if TYPE_CHECKING:
-    from voicekit import agents, local
+    from voicekit import agents, hosted, local
     from voicekit.analysis import (
         echo_check,
         load_logs,
@@ -85,6 +85,7 @@ __all__ = [
     "agents",
     "as_tool",
     "echo_check",
+    "hosted",
     "list_devices",
     "load_hosted",
     "load_log",
@@ -123,6 +124,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "agents": ("voicekit.agents", None),
     "as_tool": ("voicekit.tools", "as_tool"),
     "echo_check": ("voicekit.analysis.metrics", "echo_check"),
+    "hosted": ("voicekit.hosted", None),
     "list_devices": ("voicekit.audio.devices", "list_devices"),
     "load_hosted": ("voicekit.logformat.hosted", "load_hosted"),
     "load_log": ("voicekit.logformat.reader", "load_log"),

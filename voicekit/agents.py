@@ -18,8 +18,9 @@ Shapes follow live observations: ``POST /v1/agents`` answers 201 with the record
 :class:`voicekit.ServerError` (``code``, ``param``) with a message that says what to do.
 Header values of ``http`` tools are never returned by the service.
 
-Standard library HTTP (``urllib.request``) only. Keys go into the ``Authorization`` header,
-never into a message or a repr.
+Standard library HTTP (``urllib.request``, through :mod:`voicekit._rest`, shared with
+:mod:`voicekit.hosted`) only. Keys go into the ``Authorization`` header, never into a
+message or a repr.
 
 Examples
 --------
@@ -35,29 +36,20 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from voicekit._secrets import mask, shown
-from voicekit.errors import ConfigError, ServerError
-from voicekit.errors import ConnectionError as VKConnectionError
+import voicekit._rest as _rest
+from voicekit._rest import DEFAULT_TIMEOUT_S, HOSTED_API
+from voicekit.errors import ConfigError
 
 __all__ = ["HOSTED_API", "Agent", "create", "delete", "get", "list"]
 
-HOSTED_API = "https://agents.assemblyai.com"
-DEFAULT_TIMEOUT_S = 10.0
 _MAX_PAGES = 100
 
 # what to do after the service's error codes (appended to its message)
-_ADVICE = {
-    "agent_not_found": "vk.agents.list() shows the agents there are",
-    "validation_error": "fix the field named by param",
-    "unauthorized": "check api_key= or ASSEMBLYAI_API_KEY",
-}
+_ADVICE = {"agent_not_found": "vk.agents.list() shows the agents there are"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,154 +112,21 @@ class Agent:
         return [str(t.get("name")) for t in self.tools if t.get("http")]
 
 
-# -- the service's address ---------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class _Api:
-    """Where the REST calls go, and with which key (never shown)."""
-
-    base: str  # scheme://host[:port], no path
-    api_key: str | None
-    timeout: float
-
-    def __repr__(self) -> str:
-        return f"_Api(base={self.base!r}, api_key={shown(self.api_key)})"
-
-
-def _http_base(ws_url: str) -> str:
-    """The HTTP origin of a URL: ``ws://h:p/v1/ws`` -> ``http://h:p`` (http(s) as is)."""
-    parts = urllib.parse.urlsplit(ws_url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return urllib.parse.urlunsplit((scheme, parts.netloc, "", "", ""))
-
-
+# -- the service's address: voicekit._rest ------------------------------------------------------
 def _api(
     backend: str, url: str | None, api_key: str | None, timeout: float, start: bool = True
-) -> _Api | None:
-    """The service ``vk.Session(backend=, url=, api_key=)`` would talk to, as a REST base.
-
-    ``start=False``: ``None`` for the embedded stand-in agent when it is not running (it has
-    no stored agents then), instead of starting it.
-    """
-    from voicekit.session import resolve_backend
-
-    if backend not in ("auto", "local", "assemblyai"):
-        raise ConfigError(
-            f"backend ({backend!r}) must be 'auto', 'local' or 'assemblyai'; or pass url=...",
-            field="backend",
-        )
-    if url is not None and not (isinstance(url, str) and url.startswith(("ws://", "wss://"))):
-        raise ConfigError(
-            "url must be the agent's WebSocket address (ws:// or wss://, e.g. "
-            "ws://127.0.0.1:8765/v1/ws); the stored-agents API is on the same host and port",
-            field="url",
-        )
-    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
-        raise ConfigError(
-            f"timeout ({timeout!r}) must be a positive number of seconds", field="timeout"
-        )
-    kind, key = resolve_backend(backend, url, api_key)
-    if kind == "url":
-        assert url is not None
-        return _Api(_http_base(url), key, float(timeout))
-    if kind == "assemblyai":
-        if not key:
-            raise ConfigError(
-                "backend 'assemblyai' needs an API key; pass api_key=... or set "
-                "ASSEMBLYAI_API_KEY, or use backend='local' for the offline stand-in agent",
-                field="api_key",
-            )
-        return _Api(HOSTED_API, key, float(timeout))
-    from voicekit.local import embedded_agent
-
-    if not start:
-        from voicekit.local import server
-
-        running = server._embedded  # the process-wide agent, if one was started
-        if running is None or not running.is_running:
-            return None
-    return _Api(_http_base(embedded_agent().agents_url), None, float(timeout))
+) -> _rest.Api | None:
+    return _rest.api(backend, url, api_key, timeout, start, what="the stored-agents API")
 
 
 def _request(
-    api: _Api, method: str, path: str, body: Any = None, query: Mapping[str, str] | None = None
+    api: _rest.Api,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: Mapping[str, str] | None = None,
 ) -> Any:
-    """One REST call; returns the decoded JSON answer (``None`` for an empty one)."""
-    from voicekit._version import __version__
-
-    url = api.base + path
-    if query:
-        url += "?" + urllib.parse.urlencode(query)
-    headers = {"Accept": "application/json", "User-Agent": f"voicekit/{__version__}"}
-    if api.api_key:
-        headers["Authorization"] = f"Bearer {api.api_key}"
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    host = urllib.parse.urlsplit(api.base).hostname or ""
-    handlers = []
-    if host in ("127.0.0.1", "localhost", "::1"):
-        handlers.append(urllib.request.ProxyHandler({}))  # loopback never goes via a proxy
-    opener = urllib.request.build_opener(*handlers)
-    secrets = [api.api_key] if api.api_key else []
-    where = f"{method} {api.base}{path}"
-    try:
-        with opener.open(request, timeout=api.timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            raw = exc.read()
-        raise _api_error(exc.code, raw, where, secrets) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
-            raise VKConnectionError(
-                f"{where}: no answer within {api.timeout:g} s; check the network or raise timeout="
-            ) from None
-        raise VKConnectionError(
-            mask(
-                f"{where}: cannot connect ({reason}); check the URL and the network, or use "
-                "backend='local' for the offline stand-in agent",
-                secrets,
-            )
-        ) from None
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ServerError(
-            f"{where} answered with something that is not JSON ({raw[:80]!r}); is this a "
-            "voice agent service?",
-            code="invalid_response",
-        ) from None
-
-
-def _api_error(status: int, raw: bytes, where: str, secrets: builtins.list[str]) -> ServerError:
-    """The :class:`ServerError` for an HTTP error answer of the stored-agents API."""
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        body = {}
-    code, param, message = "", None, ""
-    if isinstance(body, Mapping):
-        code = str(body.get("code") or "")
-        param = body.get("param") if isinstance(body.get("param"), str) else None
-        detail = body.get("detail")  # FastAPI-style answers: {"detail": "..."} or [...]
-        message = str(body.get("message") or (detail if isinstance(detail, str) else "") or "")
-    if not code:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(
-            status, "validation_error" if status == 422 else f"http_{status}"
-        )
-    if status in (401, 403) or "api key" in message.lower():
-        code = "unauthorized" if code in ("not_found", "http_404") else code
-    advice = _ADVICE.get(code, "")
-    if code == "validation_error" and param:
-        advice = f"fix {param}" + ("; vk.voices() lists the voices" if param == "voice" else "")
-    text = f"{message or f'HTTP {status}'} ({where}, HTTP {status}"
-    text += f"; {advice})" if advice else ")"
-    return ServerError(mask(text, secrets), code=code, param=param, fatal=False)
+    return _rest.request(api, method, path, body, query, advice=_ADVICE)
 
 
 # -- tools -------------------------------------------------------------------------------------
@@ -426,7 +285,7 @@ def list(  # vk.agents.list() is the fixed public name (builtins.list inside)
     return [] if api is None else _list(api)
 
 
-def _list(api: _Api) -> builtins.list[Agent]:
+def _list(api: _rest.Api) -> builtins.list[Agent]:
     agents: builtins.list[Agent] = []
     query: dict[str, str] = {}
     for _ in range(_MAX_PAGES):

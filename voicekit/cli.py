@@ -1,6 +1,9 @@
-"""Command line: ``python -m voicekit talk | demo | serve | report``.
+"""Command line: ``python -m voicekit talk | demo | serve | report | hosted``.
 
-``report`` takes log bundles and call recordings (``report call.wav``) alike.
+``report`` takes log bundles and call recordings (``report call.wav``) alike. ``hosted list |
+download | report`` read the service's session history (:mod:`voicekit.hosted`); the key
+comes from ``ASSEMBLYAI_API_KEY`` only (a key on the command line would stay in the shell's
+history), ``--url`` points at a stand-in agent instead.
 
 Face layer: thin wrappers over the library. Errors print one line saying what to do.
 
@@ -18,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from voicekit._version import __version__
-from voicekit.errors import VoiceKitError
+from voicekit.errors import ConfigError, VoiceKitError
 
 __all__ = ["main"]
 
@@ -72,6 +75,14 @@ EPILOG_DEMO = """examples:
   python -m voicekit demo                     # no sound card needed
   python -m voicekit demo --log-dir /tmp/logs --voice claire
 Writes a log bundle and an HTML report next to it, and prints the summary.
+"""
+
+
+EPILOG_HOSTED = """examples:
+  python -m voicekit hosted list --limit 20               # needs ASSEMBLYAI_API_KEY
+  python -m voicekit hosted download sess_0db8... --dir hosted-sessions
+  python -m voicekit hosted list --url ws://127.0.0.1:8765/v1/ws   # a stand-in agent
+  python -m voicekit hosted report hosted-sessions/sess_0db8...
 """
 
 
@@ -292,7 +303,98 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent-channel", type=int, default=1, help="a recording's agent channel (default 1)"
     )
     p.set_defaults(run=_report)
+
+    p = sub.add_parser(
+        "hosted",
+        help="list and download the service's session history",
+        description="The service's session history: list sessions, download their recording, "
+        "timeline, metadata and config, report on one. The key comes from ASSEMBLYAI_API_KEY.",
+        epilog=EPILOG_HOSTED,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hosted = p.add_subparsers(dest="hosted_command", required=True, metavar="ACTION")
+    url_help = "a stand-in agent's ws:// URL (default: the hosted service, by the key)"
+    h = hosted.add_parser("list", help="print the newest sessions as a table")
+    h.add_argument("--limit", type=int, default=20, help="rows at most, 0 = all (default 20)")
+    h.add_argument("--status", help="only sessions in this state (completed, active)")
+    h.add_argument("--agent-id", help="only sessions of this stored agent")
+    h.add_argument("--url", help=url_help)
+    h.set_defaults(run=_hosted_list)
+    h = hosted.add_parser("download", help="download sessions into DIR/<id>/")
+    h.add_argument("ids", nargs="+", metavar="ID", help="session ids (hosted list shows them)")
+    h.add_argument(
+        "--dir", default="hosted-sessions", help="parent directory (default %(default)s)"
+    )
+    h.add_argument("--url", help=url_help)
+    h.add_argument("--overwrite", action="store_true", help="download complete files again")
+    h.add_argument(
+        "--wait", type=float, default=0, help="seconds to wait for a session to be ready"
+    )
+    h.set_defaults(run=_hosted_download)
+    h = hosted.add_parser("report", help="write an HTML report of a downloaded session")
+    h.add_argument(
+        "session", metavar="DIR_OR_ID", help="a downloaded session's directory, or an id"
+    )
+    h.add_argument("--dir", default="hosted-sessions", help="where an id is downloaded first")
+    h.add_argument("--url", help=url_help)
+    h.add_argument("-o", "--output", default="voicekit-report.html", help="the HTML file")
+    h.set_defaults(run=_hosted_report)
     return parser
+
+
+def _hosted_list(args: argparse.Namespace) -> int:
+    from voicekit import hosted
+
+    if args.limit < 0:
+        raise ConfigError(f"--limit ({args.limit}) must be 0 (all) or more", field="limit")
+    df = hosted.list_sessions(
+        args.limit or None, url=args.url, status=args.status, agent_id=args.agent_id
+    )
+    if df.empty:
+        print("no sessions", flush=True)
+        return 0
+    shown = df.assign(
+        duration=df["duration"].round(1),
+        started_at=df["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+        ended_at=df["ended_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    print(shown.fillna("-").to_string(index=False), flush=True)
+    return 0
+
+
+def _hosted_download(args: argparse.Namespace) -> int:
+    from voicekit import hosted
+
+    for session_id in args.ids:
+        path = hosted.download(
+            session_id, args.dir, url=args.url, overwrite=args.overwrite, wait=args.wait
+        )
+        print(path, flush=True)
+    return 0
+
+
+def _hosted_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from voicekit import hosted
+
+    path = Path(args.session)
+    if not path.is_dir():  # an id: download it first
+        path = hosted.download(args.session, args.dir, url=args.url)
+    try:
+        from voicekit.logformat.hosted import read_hosted  # type: ignore[import-not-found]
+    except ImportError:
+        print(
+            f"voicekit: error: {path} is downloaded, but this voicekit cannot read hosted "
+            "sessions yet (voicekit.logformat.hosted); upgrade voicekit",
+            file=sys.stderr,
+        )
+        return 1
+    from voicekit.analysis import report
+
+    out = report([read_hosted(path)], args.output)
+    print(f"wrote {out}", flush=True)
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -407,12 +407,19 @@ def _cut(r: dict[str, Any]) -> bool:
 
 
 def _is_silent(r: dict[str, Any]) -> bool:
-    """Audio sent or played, none of it audible; completed, not cut; no tool pre-amble."""
-    if _cut(r) or r.get("tool_call"):
+    """Audio sent or played, none of it audible; not cut by the server; no tool pre-amble."""
+    if r["status"] in ("interrupted", "cancelled") or r.get("tool_call"):
         return False
-    if r["offset"] is not None and (r["played"] or r["received"]):
-        return math.isnan(r["a_on"])
-    return bool(r["flagged_silent"])  # not played here: the session's own check
+    if r["flagged_silent"]:  # the session checked every sample it received
+        return True
+    # played here in full (the client did not stop it early): the agent track tells
+    played_whole = r["reason"] in (None, "completed")
+    return (
+        r["offset"] is not None
+        and played_whole
+        and bool(r["played"] or r["received"])
+        and (math.isnan(r["a_on"]))
+    )
 
 
 def _has_unspoken_text(r: dict[str, Any], track: _AgentTrack) -> bool:
@@ -557,6 +564,54 @@ def _assign(
     return out
 
 
+def _turn_ends(
+    turns: list[dict[str, Any]], owned: list[list[dict[str, Any]]], stopped: list[float]
+) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]], float, float]]:
+    """Per turn: its first (audible) reply, its audible replies, the next turn's onset, and
+    its end (the last commit before that first reply; NaN if none)."""
+    info = []
+    for i, (turn, mine) in enumerate(zip(turns, owned, strict=True)):
+        u_on = turn["parts"][0]["start"]
+        next_on = turns[i + 1]["parts"][0]["start"] if i + 1 < len(turns) else math.inf
+        audible = [r for r in mine if not math.isnan(r["a_on"])]
+        first = audible[0] if audible else (mine[0] if mine else None)
+        reply_start = first["started"] if first else next_on
+        lo, hi = bisect.bisect_left(stopped, u_on), bisect.bisect_right(stopped, reply_start + 1e-6)
+        info.append((first, audible, next_on, stopped[hi - 1] if hi > lo else math.nan))
+    return info
+
+
+def _turn_replies(
+    log: SessionLog, turns: list[dict[str, Any]], replies: list[dict[str, Any]]
+) -> tuple[list[list[dict[str, Any]]], list[Events]]:
+    """Each turn's replies and ``tool.call`` lines. A reply that answers a tool's result
+    belongs to the turn of that tool's call, wherever it started."""
+    owned = _assign(
+        turns,
+        replies,
+        [e["t"] for e in log.of_type("reply.create", direction="send")],
+        _session_starts(log),
+    )
+    stopped = [e["t"] for e in log.of_type("input.speech.stopped")]
+    commits = [end for *_, end in _turn_ends(turns, owned, stopped)]
+    calls = _tool_calls_by_turn(log, turns, owned, replies, commits)
+    answers = [r for r in replies if r["trigger"] == "tool_result"]
+    if not answers:
+        return owned, calls
+    turn_of_call = {c.get("call_id"): i for i, cs in enumerate(calls) for c in cs}
+    results = log.of_type("tool.result", direction="send")
+    sent = [e["t"] for e in results]
+    for r in answers:
+        k = bisect.bisect_right(sent, r["started"])
+        j = turn_of_call.get(results[k - 1].get("call_id")) if k else None
+        if j is None or any(x is r for x in owned[j]):
+            continue
+        for mine in owned:
+            mine[:] = [x for x in mine if x is not r]
+        owned[j] = sorted([*owned[j], r], key=lambda x: x["started"])
+    return owned, calls
+
+
 def turn_table(log: SessionLog) -> pd.DataFrame:
     """One row a user turn; columns :data:`TURN_COLUMNS` (times in seconds, session clock).
 
@@ -587,22 +642,11 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
     turns = _user_turns(user_segments(log), replies, merges)
     starts = _session_starts(log)
     stopped = [e["t"] for e in log.of_type("input.speech.stopped")]
-    creates = [e["t"] for e in log.of_type("reply.create", direction="send")]
     epochs = [
         (e["t"], int(e.get("epoch", 0)), e.get("config") or {}) for e in log.of_type("config.epoch")
     ]
-    owned = _assign(turns, replies, creates, starts)
-    # the end of each turn: the last commit before its first (audible) reply
-    info = []
-    for i, (turn, mine) in enumerate(zip(turns, owned, strict=True)):
-        u_on = turn["parts"][0]["start"]
-        next_on = turns[i + 1]["parts"][0]["start"] if i + 1 < len(turns) else math.inf
-        audible = [r for r in mine if not math.isnan(r["a_on"])]
-        first = audible[0] if audible else (mine[0] if mine else None)
-        reply_start = first["started"] if first else next_on
-        lo, hi = bisect.bisect_left(stopped, u_on), bisect.bisect_right(stopped, reply_start + 1e-6)
-        info.append((first, audible, next_on, stopped[hi - 1] if hi > lo else math.nan))
-    calls = _tool_calls_by_turn(log, turns, owned, replies, [end for *_, end in info])
+    owned, calls = _turn_replies(log, turns, replies)
+    info = _turn_ends(turns, owned, stopped)
     tool_execs = log.of_type("tool.exec")
     tool_results = log.of_type("tool.result", direction="send")
 
@@ -760,11 +804,14 @@ def reply_table(log: SessionLog | str | os.PathLike[str]) -> pd.DataFrame:
         - ``played``: seconds played (NaN without ``playback`` lines); ``text``: its
           ``transcript.agent``, or its word deltas joined; ``interrupted``: cut by a
           barge-in (``reply.done`` interrupted or cancelled, or playback stopped early);
-        - ``silent``: the reply sent or played audio and none of it is audible, yet it was
-          neither cut nor a tool's pre-amble (it carried no ``tool.call``): how a failing
-          LLM behind the service looks live (``reply.started``, pure silence,
-          ``reply.done`` completed, no ``transcript.agent``). A reply that was not played
-          here is silent when the session flagged it (``reply.silent``);
+        - ``silent``: the reply sent or played audio and none of it is audible, yet the
+          server did not cut it (``reply.done`` not interrupted or cancelled) and it was
+          no tool's pre-amble (it carried no ``tool.call``): how a failing LLM behind the
+          service looks live (``reply.started``, pure silence, ``reply.done`` completed, no
+          ``transcript.agent``), and a reply held for a turn the server then merged. The
+          evidence: the session's ``reply.silent`` line (every received sample checked),
+          or, without one, a reply played to its end with no audible sample in
+          ``agent.wav``;
         - ``unspoken_text``: its text holds a word the listener never heard. With word
           timings (``transcript.agent.delta`` ``start_ms``/``end_ms``, from the reply's
           first audio chunk, i.e. from its ``playback.start`` offset on the agent track),
@@ -781,8 +828,7 @@ def reply_table(log: SessionLog | str | os.PathLike[str]) -> pd.DataFrame:
     track = _AgentTrack(log)
     replies = _replies(log, track)
     turns = _user_turns(user_segments(log), replies, _merges(log))
-    creates = [e["t"] for e in log.of_type("reply.create", direction="send")]
-    owned = _assign(turns, replies, creates, _session_starts(log))
+    owned, _ = _turn_replies(log, turns, replies)
     turn_of = {id(r): turn["turn"] for turn, mine in zip(turns, owned, strict=True) for r in mine}
     rows = [
         {

@@ -15,7 +15,7 @@ import pytest
 import voicekit as vk
 from voicekit.analysis import REPLY_COLUMNS, TURN_COLUMNS
 from voicekit.audio.level import AUDIBLE
-from voicekit.testing import wait_for_event
+from voicekit.testing import drop_connection, wait_for_event
 
 from .test_metrics import Bundle, R, config, tone
 
@@ -260,3 +260,129 @@ def test_a_pause_inside_a_turn_on_the_observed_twin(tmp_path) -> None:
     assert answer.audible_at.iloc[0] == pytest.approx(first_audible(log, answer.index[0]))
     s = log.summary()
     assert (s["merged"], s["silent_replies"], s["unspoken_text_replies"]) == (1, 1, 1)
+
+
+# -- tool calls on the turn whose reply carried them ------------------------------------------
+def get_weather(city: str) -> dict:
+    """Current weather for a city."""
+    return {"city": city, "temp_c": 21}
+
+
+def test_a_tool_call_belongs_to_the_turn_whose_reply_carried_it(agent, tmp_path) -> None:
+    """The quickstart's case: the user barges in on the tool's pre-amble before the
+    ``tool.call`` arrives; the call is the question's, not the barge-in's (which got
+    ``tool_server`` < 0 before). The barge-in does not interrupt (interrupt_response off),
+    so the pre-amble plays on and carries the call."""
+    user = vk.ScriptedUser(
+        [vk.Say("what is the weather in paris"), vk.BargeIn("stop thanks", after=0.2)],
+        settle=0.3,
+    )
+    s = vk.Session(
+        url=agent.url,
+        greeting="Hi!",
+        tools=[get_weather],
+        turn_detection=vk.TurnDetection(interrupt_response=False),
+        audio_in=user,
+        audio_out="null",
+        log_dir=tmp_path,
+    )
+    s.start()
+    assert s.wait(60) and user.error is None
+    result = wait_for_event(s, "tool.result", timeout=30)
+    wait_for_event(s, "playback.stop", lambda e: e["t"] > result["t"], 30)
+    log = s.stop()
+    call = log.of_type("tool.call")[0]
+    question, barge = log.of_type("user.utterance")
+    assert barge["kind"] == "barge_in" and barge["start"] < call["t"]  # the case at hand
+    # the pre-amble: the last reply started before the call, done with it or after
+    carrier = [r for r in log.of_type("reply.started") if r["t"] <= call["t"]][-1]
+    done = next(e for e in log.of_type("reply.done") if e["reply_id"] == carrier["reply_id"])
+    assert done["t"] >= call["t"]
+    turns = log.turns.set_index("turn")
+    assert turns.tool[0] == "get_weather" and not isinstance(turns.tool[1], str)
+    assert turns.tool_server[0] == pytest.approx(call["t"] - question["end"])
+    answer = next(r for r in log.of_type("reply.started") if r["t"] > result["t"])
+    assert turns.tool_dead_air[0] == pytest.approx(
+        first_audible(log, answer["reply_id"]) - question["end"]
+    )
+    replies = log.replies.set_index("reply_id")
+    assert replies.trigger[answer["reply_id"]] == "tool_result"
+    assert replies.turn[answer["reply_id"]] == 0 and replies.turn[carrier["reply_id"]] == 0
+    assert not replies.silent.any() and not replies.unspoken_text.any()
+
+
+def test_a_tool_call_with_no_reply_in_progress_goes_to_the_last_ended_turn(tmp_path) -> None:
+    b = Bundle(tmp_path)
+    b.ev(0.0, "local", "config.epoch", epoch=0, config=config(600))
+    turn(b, 0, 1.0, 2.0, "weather", commit=2.4)
+    b.reply("r0", 2.4, 2.4, tone(0.5), text="Let me check.")  # done at 2.9
+    b.ev(3.0, "local", "user.utterance", start=2.6, end=3.6, text="hm", kind="barge_in", turn=1)
+    b.ev(3.1, "recv", "tool.call", call_id="c1", name="get_weather", arguments={})
+    b.ev(3.2, "send", "tool.result", call_id="c1", result="{}")
+    b.reply("r1", 3.3, 3.3, tone(1.0, lead=0.1), text="Sunny.")
+    t = b.close().turns.set_index("turn")
+    # no reply open at 3.1; turn 0 committed at 2.4, turn 1 still going on: turn 0's
+    assert t.tool[0] == "get_weather" and not isinstance(t.tool[1], str)
+    assert t.tool_server[0] == pytest.approx(1.1)
+    assert t.tool_dead_air[0] == pytest.approx(3.4 - 2.0, abs=1e-4)
+
+
+# -- bundles holding several server sessions ----------------------------------------------------
+@pytest.fixture(scope="module")
+def observed_agent():
+    """A stand-in agent that, like the hosted service, never resumes a session."""
+    with vk.local.serve(profile="fast") as served:  # behaviour "observed"
+        yield served
+
+
+def test_a_restarted_session_is_a_second_session_with_its_own_greeting(
+    observed_agent, tmp_path
+) -> None:
+    made = vk.agents.create(
+        name="Greeter", system_prompt="Be brief.", greeting="Hello there.", url=observed_agent.url
+    )
+    try:
+        user = vk.ScriptedUser([vk.Say("my name is robin")], settle=0.3)
+        s = vk.Session(
+            url=observed_agent.url,
+            agent_id=made.id,
+            audio_in=user,
+            audio_out="null",
+            log_dir=tmp_path,
+        )
+        s.start()
+        first_id = s.session_id
+        assert s.wait(30) and user.error is None
+        heard = wait_for_event(s, "transcript.user", timeout=20)
+        wait_for_event(s, "playback.stop", lambda e: e["t"] > heard["t"], 20)
+        drop_connection(observed_agent, first_id)
+        restarted = wait_for_event(s, "session.restarted", timeout=30)
+        # the stored agent greets the fresh session too
+        wait_for_event(s, "playback.stop", lambda e: e["t"] > restarted["t"], 20)
+        log = s.stop()
+    finally:
+        vk.agents.delete(made.id, url=observed_agent.url)
+    readies = log.of_type("session.ready")
+    assert len(readies) == 2 and readies[1]["t"] >= restarted["t"]
+    replies = log.replies
+    greetings = replies[replies.trigger == "greeting"]
+    assert list(greetings.session) == [0, 1] and greetings.turn.isna().all()
+    assert replies[replies.started > restarted["t"]].session.eq(1).all()
+    assert replies[replies.started < restarted["t"]].session.eq(0).all()
+    turns = log.turns
+    assert list(turns.session) == [0]
+    answer = replies[replies.turn == 0]
+    assert len(answer) == 1 and answer.session.iloc[0] == 0
+    # the second greeting is no reply of the turn before the restart
+    assert turns.reply_text.iloc[0] == answer.text.iloc[0]
+    assert "hello there" not in turns.reply_text.iloc[0].lower()
+    g0, g1 = greetings.reply_id
+    assert vk.analysis.greeting_latency(log) == pytest.approx(
+        first_audible(log, g0) - readies[0]["t"]
+    )
+    assert vk.analysis.greeting_latency(log, session=1) == pytest.approx(
+        first_audible(log, g1) - readies[1]["t"]
+    )
+    s = log.summary()
+    assert s["restarts"] == 1
+    assert s["greeting_latency"] == pytest.approx(first_audible(log, g0) - readies[0]["t"])

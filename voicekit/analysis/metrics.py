@@ -10,9 +10,14 @@ definitions leave open are written here:
   turn of its own; a ``barge_in`` utterance starts a new turn. Otherwise Silero VAD runs over
   ``user.wav`` (``source="vad"``): speech segments closer than 300 ms are merged; a segment
   that starts while agent audio is playing is a barge-in candidate, the others are turns.
-- **Replies** belong to the last user turn that began before the reply started
-  (``reply.started``); replies before the first turn are the greeting. Replies asked for with
-  ``reply.create`` (``Session.say``) after a turn ended belong to no turn. A log with no
+- **Replies** belong to the last user turn of their server session that began before the
+  reply started (``reply.started``); the first reply after a ``session.ready`` is that
+  session's greeting and belongs to no turn, nor do replies asked for with ``reply.create``
+  (``Session.say``) after a turn ended. A reply answering a ``tool.result`` belongs to the
+  turn of that tool's call, and a ``tool.call`` (which names no reply) to the turn of the
+  reply in progress when it arrived.
+- **Sessions**: a bundle restarted after a failed resume holds several server sessions;
+  each ``session.restarted`` line starts the next (``session`` 0, 1, ...). A log with no
   reply events at all (a call recording) has its replies found on the agent track by level
   (:mod:`voicekit.analysis.acoustic`); a VAD segment that interrupted such a reply (its
   ``cut_by``) is a user turn too.
@@ -34,7 +39,7 @@ import bisect
 import itertools
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -492,7 +497,7 @@ def _words(text: Any) -> list[str]:
 def _user_turns(
     segments: list[dict[str, Any]],
     replies: list[dict[str, Any]],
-    merges: list[tuple[float, float]] = (),  # type: ignore[assignment]
+    merges: Sequence[tuple[float, float]] = (),
 ) -> list[dict[str, Any]]:
     """Group segments into turns; VAD segments during agent playback are barge-ins; VAD
     turns the server merged (``merges``) are one turn."""
@@ -522,7 +527,7 @@ def _user_turns(
 
 
 def _joined(
-    before: dict[str, Any], after: dict[str, Any], merges: list[tuple[float, float]]
+    before: dict[str, Any], after: dict[str, Any], merges: Sequence[tuple[float, float]]
 ) -> bool:
     """Two VAD segments the server took as one turn: a pause of at most
     ``MERGED_PAUSE_S``, an early commit after the first began (and before the second had

@@ -297,7 +297,7 @@ def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
         kind, rid = e["type"], e.get("reply_id")
         if rid is None:
             continue
-        r = rec(str(rid))
+        r = replies.get(rid) or rec(str(rid))  # one record made per reply, not per line
         if kind == "reply.audio":
             if math.isnan(r["first_audio"]):
                 r["first_audio"] = e["t"]
@@ -652,6 +652,8 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
     ]
     owned, calls = _turn_replies(log, turns, replies)
     info = _turn_ends(turns, owned, stopped)
+    heard = sorted((r for r in replies if not math.isnan(r["a_on"])), key=lambda r: r["a_on"])
+    heard_on = [r["a_on"] for r in heard]
     tool_execs = log.of_type("tool.exec")
     tool_results = log.of_type("tool.result", direction="send")
 
@@ -689,12 +691,7 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
             "a_on": a_on,
             "a_off": max((r["a_off"] for r in audible), default=math.nan),
             "fto": a_on - u_off,
-            "overlap": sum(
-                max(0.0, min(p["end"], r["a_off"]) - max(p["start"], r["a_on"]))
-                for p in parts
-                for r in replies
-                if not math.isnan(r["a_on"])
-            ),
+            "overlap": _overlap(parts, heard, heard_on),
             "endpoint_delay": end_t - u_off,
             "server_first_audio": (first["first_audio"] if first else math.nan) - end_t,
             "lead_silence": first["lead_silence"] if first else math.nan,
@@ -716,6 +713,19 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
 
 
 Events = list[dict[str, Any]]
+
+
+def _overlap(parts: Events, heard: Events, heard_on: list[float]) -> float:
+    """Seconds of the turn's speech while agent audio was audible (``heard``: replies with
+    an audible span, by ``a_on``; only those begun before the speech ended can overlap)."""
+    u_off = max(p["end"] for p in parts)
+    total = 0.0
+    for r in heard[: bisect.bisect_left(heard_on, u_off)]:
+        if r["a_off"] <= parts[0]["start"]:
+            continue
+        for p in parts:
+            total += max(0.0, min(p["end"], r["a_off"]) - max(p["start"], r["a_on"]))
+    return total
 
 
 def _tool_calls_by_turn(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         plot_latency,
         plot_sweep,
         plot_timeline,
+        reply_table,
         report,
     )
     from voicekit.audio.devices import list_devices
@@ -97,6 +98,7 @@ __all__ = [
     "plot_latency",
     "plot_sweep",
     "plot_timeline",
+    "reply_table",
     "report",
     "sweep",
     "voices",
@@ -136,6 +138,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plot_latency": ("voicekit.analysis.plots", "plot_latency"),
     "plot_sweep": ("voicekit.analysis.plots", "plot_sweep"),
     "plot_timeline": ("voicekit.analysis.plots", "plot_timeline"),
+    "reply_table": ("voicekit.analysis.metrics", "reply_table"),
     "report": ("voicekit.analysis.report", "report"),
     "voices": ("voicekit.protocol.voices", None),
 }

@@ -11,10 +11,12 @@ from typing import Any
 from voicekit.analysis.many import find_logs, load_logs
 from voicekit.analysis.metrics import (
     CONFIG_COLUMNS,
+    REPLY_COLUMNS,
     TURN_COLUMNS,
     barge_in_table,
     echo_check,
     greeting_latency,
+    reply_table,
     summarize,
     turn_table,
     user_segments,
@@ -30,6 +32,7 @@ from voicekit.analysis.report import report
 
 __all__ = [
     "CONFIG_COLUMNS",
+    "REPLY_COLUMNS",
     "TURN_COLUMNS",
     "barge_in_table",
     "echo_check",
@@ -41,6 +44,7 @@ __all__ = [
     "plot_latency",
     "plot_sweep",
     "plot_timeline",
+    "reply_table",
     "report",
     "summarize",
     "turn_table",

@@ -248,6 +248,15 @@ class SessionLog:
         return self._frames["turns"]
 
     @property
+    def replies(self) -> Any:
+        """One row an agent reply (see :func:`voicekit.analysis.reply_table`)."""
+        if "reply_table" not in self._frames:
+            from voicekit.analysis import reply_table
+
+            self._frames["reply_table"] = reply_table(self)
+        return self._frames["reply_table"]
+
+    @property
     def barge_ins(self) -> Any:
         """One row a barge-in (see :func:`voicekit.analysis.barge_in_table`)."""
         if "barge_ins" not in self._frames:
@@ -257,12 +266,15 @@ class SessionLog:
         return self._frames["barge_ins"]
 
     def summary(self) -> dict[str, Any]:
-        """Medians, p90s and counts of the turn table, barge-ins and the greeting latency."""
+        """Medians, p90s and counts of the turn table, barge-ins and replies; the first
+        session's greeting latency and how often the session restarted (a fresh server
+        session after a failed resume, in the same bundle)."""
         from voicekit.analysis import greeting_latency, summarize
 
         return {
-            **summarize(self.turns, self.barge_ins),
+            **summarize(self.turns, self.barge_ins, self.replies),
             "greeting_latency": greeting_latency(self),
+            "restarts": len(self.of_type("session.restarted")),
         }
 
     def audio(self, track: str = "user") -> tuple[NDArray[np.int16], int]:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
     from voicekit.logformat import Recording, SessionLog, load_log, load_recording
+    from voicekit.logformat.validate import validate_log
     from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
     from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
     from voicekit.session import Session
@@ -95,6 +96,7 @@ __all__ = [
     "plot_timeline",
     "report",
     "sweep",
+    "validate_log",
     "voices",
 ]
 
@@ -130,6 +132,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plot_sweep": ("voicekit.analysis.plots", "plot_sweep"),
     "plot_timeline": ("voicekit.analysis.plots", "plot_timeline"),
     "report": ("voicekit.analysis.report", "report"),
+    "validate_log": ("voicekit.logformat.validate", "validate_log"),
     "voices": ("voicekit.protocol.voices", None),
 }
 

@@ -62,6 +62,7 @@ KEYWORDS = frozenset(
         "if",
         "then",
         "x-recommended",
+        "x-default",
     }
 )
 

@@ -349,9 +349,13 @@ def test_protocol_events_agree_with_the_schema() -> None:
             wanted = {n for n, (_, req) in cls.FIELDS.items() if req}
             assert set(required_fields(kind)) == logged_differently.get(kind, wanted), kind
             for name, (label, _) in cls.FIELDS.items():
-                if kind in logged_differently and name in ("audio", "data"):
-                    continue
+                if (kind, name) in {("input.audio", "audio"), ("reply.audio", "data")}:
+                    continue  # the base64 audio is never logged
+                if (kind, name) == ("session.ready", "resume_token"):
+                    continue  # nor is a credential
                 assert name in defs[kind]["properties"], (kind, name)
+                if kind in logged_differently:
+                    continue  # the log is stricter than the wire there
                 schema_type = defs[kind]["properties"][name].get("type")
                 nullable = isinstance(schema_type, list) and "null" in schema_type
                 assert nullable == label.endswith("?"), (kind, name, label)

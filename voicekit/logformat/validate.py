@@ -30,7 +30,7 @@ import struct
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from voicekit.errors import LogFormatError
 
@@ -186,9 +186,11 @@ def _compile(schema: dict[str, Any], where: str) -> Check:
     if "minLength" in schema:
         shortest = schema["minLength"]
         checks.append(
-            lambda v: f"must not be empty (at least {shortest} characters)"
-            if isinstance(v, str) and len(v) < shortest
-            else None
+            lambda v: (
+                f"must not be empty (at least {shortest} characters)"
+                if isinstance(v, str) and len(v) < shortest
+                else None
+            )
         )
     if "items" in schema:
         item = _compile(schema["items"], where + "/items")
@@ -414,14 +416,15 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
     beyond: dict[str, list[int]] = {"user": [], "agent": []}
     n_user, n_agent = tracks["user"], tracks["agent"]
     final = len(lines)
-    for line, raw in enumerate(lines, 1):
+    for number, raw in enumerate(lines, 1):
+        line = number
         if not raw.strip():
             emit(None, "is blank; remove it (one JSON object a line)", "warning")
             continue
         try:
             obj = loads(raw)
         except ValueError as exc:
-            if line == final and not ends_cleanly:
+            if number == final and not ends_cleanly:
                 emit(
                     None,
                     "is cut off (the writer stopped mid-line, e.g. a crash); the reader skips "
@@ -440,7 +443,7 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
         if rules is not None:
             _check_object(obj, rules, emit)
         t = obj.get("t")
-        if type(t) in (int, float):
+        if _num(t):
             if last_t is not None and t < last_t:
                 emit(
                     "t",
@@ -449,7 +452,7 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
                     "warning",
                 )
             else:
-                last_t, last_t_line = t, line
+                last_t, last_t_line = t, number
         if rules is None:
             continue  # a type the format does not list: kept, nothing more to check
         if kind == "user.utterance" or kind == "tool.exec":
@@ -459,13 +462,13 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
         elif kind == "input.audio":
             offset, n = obj.get("offset"), obj.get("samples")
             if n_user is not None and _int(offset) and _int(n) and offset + n > n_user:
-                beyond["user"].append(line)
+                beyond["user"].append(number)
         elif kind == "playback.start":
             rid, offset = obj.get("reply_id"), obj.get("offset")
             if isinstance(rid, str):
                 started.add(rid)
             if n_agent is not None and _int(offset) and offset > n_agent:
-                beyond["agent"].append(line)
+                beyond["agent"].append(number)
         elif kind == "playback.stop":
             rid, end = obj.get("reply_id"), obj.get("end")
             if isinstance(rid, str) and rid not in started:
@@ -477,7 +480,7 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
                     "warning",
                 )
             if n_agent is not None and _int(end) and end > n_agent:
-                beyond["agent"].append(line)
+                beyond["agent"].append(number)
     for track, at in beyond.items():
         if at:
             n = tracks[track]
@@ -498,11 +501,11 @@ def _validate_events(path: Path, tracks: dict[str, int | None]) -> list[Problem]
     return problems
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeGuard[float]:
     return type(v) in (int, float)
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return type(v) is int
 
 

@@ -245,3 +245,18 @@ def test_imports_point_down_only() -> None:
                     continue
                 wrong.append(where + ("" if not top else " at module level"))
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_the_log_format_schemas_are_package_data(tmp_path) -> None:
+    """What a wheel packs (setuptools' build_py with this pyproject) holds the schemas that
+    vk.validate_log reads."""
+    import subprocess
+
+    code = (
+        "import sys; from setuptools import setup; "
+        f"sys.argv = ['setup.py', '-q', 'egg_info', '--egg-base', {str(tmp_path)!r}, "
+        f"'build_py', '-d', {str(tmp_path / 'lib')!r}]; setup()"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+    schema = tmp_path / "lib" / "voicekit" / "logformat" / "schema"
+    assert sorted(p.name for p in schema.iterdir()) == ["events.schema.json", "meta.schema.json"]

@@ -42,11 +42,13 @@ if TYPE_CHECKING:
         reply_table,
         report,
     )
+    from voicekit.analysis.compare import compare
     from voicekit.audio.devices import list_devices
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
     from voicekit.logformat import Recording, SessionLog, load_log, load_recording
     from voicekit.logformat.hosted import HostedSession, load_hosted
+    from voicekit.logformat.validate import validate_log
     from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
     from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
     from voicekit.session import Session
@@ -85,6 +87,7 @@ __all__ = [
     "__version__",
     "agents",
     "as_tool",
+    "compare",
     "echo_check",
     "hosted",
     "list_devices",
@@ -101,6 +104,7 @@ __all__ = [
     "reply_table",
     "report",
     "sweep",
+    "validate_log",
     "voices",
 ]
 
@@ -129,6 +133,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "hosted": ("voicekit.hosted", None),
     "list_devices": ("voicekit.audio.devices", "list_devices"),
     "load_hosted": ("voicekit.logformat.hosted", "load_hosted"),
+    "compare": ("voicekit.analysis.compare", "compare"),
     "load_log": ("voicekit.logformat.reader", "load_log"),
     "load_logs": ("voicekit.analysis.many", "load_logs"),
     "load_recording": ("voicekit.logformat.recording", "load_recording"),
@@ -140,6 +145,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plot_timeline": ("voicekit.analysis.plots", "plot_timeline"),
     "reply_table": ("voicekit.analysis.metrics", "reply_table"),
     "report": ("voicekit.analysis.report", "report"),
+    "validate_log": ("voicekit.logformat.validate", "validate_log"),
     "voices": ("voicekit.protocol.voices", None),
 }
 

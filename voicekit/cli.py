@@ -1,9 +1,10 @@
-"""Command line: ``python -m voicekit talk | demo | serve | report | hosted``.
+"""Command line: ``python -m voicekit talk | demo | serve | report | validate | hosted``.
 
-``report`` takes log bundles and call recordings (``report call.wav``) alike. ``hosted list |
-download | report`` read the service's session history (:mod:`voicekit.hosted`); the key
-comes from ``ASSEMBLYAI_API_KEY`` only (a key on the command line would stay in the shell's
-history), ``--url`` points at a stand-in agent instead.
+``report`` takes log bundles and call recordings (``report call.wav``) alike.
+``validate`` checks bundles against the ``voicekit-log/1`` format (exit 1 on any error).
+``hosted list | download | report`` read the service's session history
+(:mod:`voicekit.hosted`); the key comes from ``ASSEMBLYAI_API_KEY`` only (a key on the
+command line would stay in the shell's history), ``--url`` points at a stand-in agent instead.
 
 Face layer: thin wrappers over the library. Errors print one line saying what to do.
 
@@ -305,6 +306,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_report)
 
     p = sub.add_parser(
+        "validate",
+        help="check log bundles against the voicekit-log/1 format",
+        description="Check log bundles against the voicekit-log/1 format (docs/log-format.md) "
+        "and print every problem as FILE:LINE: field 'NAME': what is wrong [severity]. "
+        "Exit 0 when no bundle has an error (warnings allowed), 1 otherwise.",
+    )
+    p.add_argument(
+        "bundles",
+        nargs="+",
+        metavar="BUNDLE",
+        help="bundle directories, their events.jsonl, or directories of bundles",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only each bundle's counts")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=50,
+        help="print at most this many problems per bundle (default 50; 0: all)",
+    )
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser(
         "hosted",
         help="list and download the service's session history",
         description="The service's session history: list sessions, download their recording, "
@@ -381,20 +404,57 @@ def _hosted_report(args: argparse.Namespace) -> int:
     path = Path(args.session)
     if not path.is_dir():  # an id: download it first
         path = hosted.download(args.session, args.dir, url=args.url)
-    try:
-        from voicekit.logformat.hosted import read_hosted  # type: ignore[import-not-found]
-    except ImportError:
-        print(
-            f"voicekit: error: {path} is downloaded, but this voicekit cannot read hosted "
-            "sessions yet (voicekit.logformat.hosted); upgrade voicekit",
-            file=sys.stderr,
-        )
-        return 1
     from voicekit.analysis import report
+    from voicekit.logformat.hosted import read_hosted
 
     out = report([read_hosted(path)], args.output)
     print(f"wrote {out}", flush=True)
     return 0
+
+
+def _bundles(items: Sequence[str]) -> list[Any]:
+    """Each argument as bundles: a bundle or its events.jsonl as it is; a directory that
+    holds bundles (and is none itself) as each of them, in name order."""
+    from pathlib import Path
+
+    out: list[Any] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir() and not (path / "meta.json").exists():
+            children = sorted(p for p in path.iterdir() if (p / "meta.json").is_file())
+            if children and not (path / "events.jsonl").exists():
+                out.extend(children)
+                continue
+        out.append(path)
+    return out
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from voicekit.logformat.validate import count, validate_log
+
+    totals = {"error": 0, "warning": 0}
+    bundles = _bundles(args.bundles)
+    for bundle in bundles:
+        problems = validate_log(bundle)  # raises (exit 1) only for a path that is not there
+        counts = count(problems)
+        for key in totals:
+            totals[key] += counts[key]
+        shown = problems if args.limit <= 0 else problems[: args.limit]
+        if not args.quiet:
+            for problem in shown:
+                print(f"{bundle}/{problem}" if problem.file else f"{bundle}: {problem}")
+            if len(shown) < len(problems):
+                print(f"{bundle}: ... {len(problems) - len(shown)} more (--limit 0 shows all)")
+        status = "ok" if not problems else _plural(counts)
+        print(f"{bundle}: {status}", flush=True)
+    if len(bundles) > 1:
+        print(f"{len(bundles)} bundles: {_plural(totals) if any(totals.values()) else 'ok'}")
+    return 1 if totals["error"] else 0
+
+
+def _plural(counts: Mapping[str, int]) -> str:
+    e, w = counts["error"], counts["warning"]
+    return f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}"
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +45,6 @@ EDGE = 0.06 + PLACE
 @pytest.fixture(scope="module")
 def voicekit_agent_options() -> dict[str, object]:
     return {"profile": "fast", "behaviour": {"resume_fails": False}, "api_key": KEY}
-
-
-def _get(url: str, key: str | None = None) -> bytes:
-    request = urllib.request.Request(url, headers={"Authorization": key} if key else {})
-    with urllib.request.urlopen(request, timeout=10) as r:
-        return r.read()  # type: ignore[no-any-return]
-
-
-def download(agent: vk.local.LocalAgent, session_id: str, into: Path) -> Path:
-    """The agreed layout of ``vk.hosted.download(session_id, into)``: ``into/<id>/`` with
-    session.json, timeline.json, metadata.json, recording.ogg, config.json. (A stand-in
-    until the REST client lands.)"""
-    url = f"http://{agent.host}:{agent.port}/v1/sessions/{session_id}"
-    deadline = time.monotonic() + 10
-    while not (record := json.loads(_get(url, KEY)))["artifacts"]:
-        assert time.monotonic() < deadline, "no artifacts within 10 s"
-        time.sleep(0.05)
-    out = into / session_id
-    out.mkdir(parents=True)
-    names = {"audio": "recording.ogg", "timeline": "timeline.json", "metadata": "metadata.json"}
-    for artifact in record.pop("artifacts"):
-        (out / names[artifact["type"]]).write_bytes(_get(artifact["url"]))
-    (out / "session.json").write_text(json.dumps(record))
-    (out / "config.json").write_text(json.dumps(record["config"]))
-    return out
 
 
 def get_weather(city: str) -> dict[str, Any]:
@@ -101,7 +74,8 @@ def served(agent, tmp_path_factory) -> tuple[vk.SessionLog, Path]:
     s.start()
     assert s.wait(90)
     log = s.stop()
-    return log, download(agent, log.session_id, tmp_path_factory.mktemp("hosted"))
+    into = tmp_path_factory.mktemp("hosted")
+    return log, vk.hosted.download(log.session_id, into, url=agent.url, api_key=KEY, wait=10)
 
 
 def ready_t(log: vk.SessionLog) -> float:
@@ -330,3 +304,37 @@ def test_load_logs_mixes_bundles_and_hosted_sessions(served) -> None:
     recording = three[three["origin"] == "recording"]
     assert len(recording) == 3 and recording["commit"].isna().all()
     assert np.allclose(recording["u_on"], hosted["u_on"], atol=0.05)
+
+
+def test_compare_lines_the_client_up_with_the_server(served) -> None:
+    log, d = served
+    c = vk.compare(log, vk.load_hosted(d))
+    # the recording's clock starts at session.ready, which the client received one trip later
+    assert c.attrs["offset"] == pytest.approx(ready_t(log), abs=PLACE)
+    assert c.attrs["matched"] >= 10 and c.attrs["offset_spread"] < PLACE
+    assert list(c["turn"]) == list(log.turns["turn"]) and not c["only"].any()
+    assert list(c["reply_id"]) == list(log.turns["reply_id"])
+    for name in ("a_on", "u_off"):  # both views measured the same audio
+        assert c[f"{name}_diff"].abs().max() < EDGE, c[[f"{name}_client", f"{name}_server"]]
+    timing = {"u_off", "a_on", "fto", "interrupted", "tool"}
+    assert not any(timing & set(filter(None, d.split(", "))) for d in c["disagree"])
+
+
+def test_compare_shows_where_the_views_disagree(served, tmp_path) -> None:
+    log, d = served
+    edited = copy(d, tmp_path / d.name)
+    timeline = json.loads((edited / "timeline.json").read_text())
+    turn = next(t for t in timeline["turns"] if t["tool_calls"])
+    turn["tool_calls"] = []  # the server's record lost the tool call of the last turn
+    (edited / "timeline.json").write_text(json.dumps(timeline))
+    c = vk.compare(log, vk.load_hosted(edited))
+    row = c[c["reply_id"] == log.turns["reply_id"].iloc[-1]].iloc[0]
+    assert "tool" in row["disagree"].split(", ")
+    assert row["tool_client"] == "get_weather" and not isinstance(row["tool_server"], str)
+
+
+def test_compare_refuses_two_different_sessions(served, tmp_path) -> None:
+    log, _ = served
+    other = vk.load_log(sorted(Path(__file__).parents[2].glob("notebooks/example-logs/*"))[0])
+    with pytest.raises(ValueError, match="share no event"):
+        vk.compare(log, other)

@@ -8,6 +8,7 @@ never imports the session, the stand-in agent or widgets, and never starts a ses
 
 from typing import Any
 
+from voicekit.analysis.compare import clock_offset, compare
 from voicekit.analysis.many import find_logs, load_logs
 from voicekit.analysis.metrics import (
     CONFIG_COLUMNS,
@@ -35,6 +36,8 @@ __all__ = [
     "REPLY_COLUMNS",
     "TURN_COLUMNS",
     "barge_in_table",
+    "clock_offset",
+    "compare",
     "echo_check",
     "find_logs",
     "greeting_latency",

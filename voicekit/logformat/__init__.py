@@ -1,5 +1,5 @@
-"""The ``voicekit-log/1`` log bundle: writer and reader; call recordings and downloaded
-hosted sessions read as logs.
+"""The ``voicekit-log/1`` log bundle: writer, reader, schema and validator; call recordings
+and downloaded hosted sessions read as logs.
 
 Format layer: imports only the standard library, numpy, soundfile (recordings, on first
 use), ``voicekit.audio`` and ``voicekit.errors``; never the session, protocol, analysis or
@@ -11,6 +11,7 @@ from __future__ import annotations
 from voicekit.logformat.hosted import HostedSession, load_hosted, read_hosted
 from voicekit.logformat.reader import SUPPORTED_FORMATS, LogFormatWarning, SessionLog, load_log
 from voicekit.logformat.recording import Recording, load_recording
+from voicekit.logformat.validate import Problem, validate_log
 from voicekit.logformat.writer import FORMAT, LogWriter, scrub
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "HostedSession",
     "LogFormatWarning",
     "LogWriter",
+    "Problem",
     "Recording",
     "SessionLog",
     "load_hosted",
@@ -26,4 +28,5 @@ __all__ = [
     "load_recording",
     "read_hosted",
     "scrub",
+    "validate_log",
 ]

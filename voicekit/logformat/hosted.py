@@ -244,19 +244,14 @@ class HostedSession(SessionLog):
 def _decode(path: Path) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
     import soundfile
 
-    from voicekit.audio.pcm import float32_to_pcm16
-    from voicekit.audio.resample import resample
+    from voicekit.logformat.recording import _read
 
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        user, agent = _read(path, [0, 1])
     except (soundfile.LibsndfileError, RuntimeError) as exc:
         raise LogFormatError(
             f"cannot decode the recording ({exc}); {_DOWNLOAD_HINT} again", str(path)
         ) from None
-    user, agent = (
-        float32_to_pcm16(resample(np.ascontiguousarray(data[:, c]), int(rate), RATE))
-        for c in (0, 1)
-    )
     return user, agent
 
 

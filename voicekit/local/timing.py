@@ -226,25 +226,38 @@ LIVE_FIGURES: tuple[LiveFigure, ...] = (
 
 
 class HostedTiming:
-    """Every delay of the hosted profile, drawn from one seeded ``random.Random``.
+    """Every delay of the hosted profile, drawn from seeded generators, one per kind of
+    delay.
+
+    Each kind (lead-ins, commits, barge-in decisions, ...) has its own stream, so the n-th
+    lead-in of a session is the same for the same seed however many pauses, resumes or
+    barge-ins the machine's timing made the session draw for in between.
 
     Parameters
     ----------
     seed : int or random.Random
-        Seed of the draws (or the generator to draw from). One instance per session: the
-        same seed and the same sequence of calls give the same delays.
+        Seed of the draws (or a generator whose next 64 bits seed them). One instance per
+        session.
     """
 
     def __init__(self, seed: int | random.Random = 0) -> None:
-        self.rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        self._base = rng.getrandbits(64)
+        self._streams: dict[str, random.Random] = {}
 
-    def _uniform(self, bounds: tuple[float, float]) -> float:
-        return self.rng.uniform(*bounds)
+    def _stream(self, kind: str) -> random.Random:
+        stream = self._streams.get(kind)
+        if stream is None:
+            stream = self._streams[kind] = random.Random(f"{self._base}:{kind}")
+        return stream
+
+    def _uniform(self, bounds: tuple[float, float], kind: str) -> float:
+        return self._stream(kind).uniform(*bounds)
 
     # -- turn-taking ----------------------------------------------------------------------
     def speech_started_delay(self) -> float:
         """Seconds from the speech onset to ``input.speech.started`` (agent silent)."""
-        return self._uniform(SPEECH_STARTED_S)
+        return self._uniform(SPEECH_STARTED_S, "speech_started")
 
     def commit_delay(self, mode: str | None, voiced_s: float) -> float:
         """Seconds from the acoustic end of a turn to its commit (``input.speech.stopped``)
@@ -268,15 +281,15 @@ class HostedTiming:
             raise ValueError(f"mode ({mode!r}) must be one of {', '.join(MODES)} or None")
         frac = min(1.0, max(0.0, (voiced_s - SHORT_TURN_S) / (LONG_TURN_S - SHORT_TURN_S)))
         factor = 1.0 - frac * (1.0 - LONG_FACTOR)
-        return self._uniform(COMMIT_S[key]) * factor
+        return self._uniform(COMMIT_S[key], "commit") * factor
 
     def barge_in_delay(self) -> float:
         """Seconds from the user's onset under the agent's reply to the barge-in decision."""
-        return self._uniform(BARGE_IN_S)
+        return self._uniform(BARGE_IN_S, "barge_in")
 
     def early_commit_delay(self) -> float:
         """Seconds from the start of a within-turn pause to its early commit."""
-        return self._uniform(EARLY_COMMIT_S)
+        return self._uniform(EARLY_COMMIT_S, "early_commit")
 
     # -- replies --------------------------------------------------------------------------
     def lead_in(self, kind: str) -> float:
@@ -300,30 +313,32 @@ class HostedTiming:
         if kind == "barge_in":
             return BARGE_IN_LEAD_S
         if kind == "plain":
-            rare = self.rng.random() < PLAIN_LEAD_RARE_P
-            return self._uniform(PLAIN_LEAD_RARE_S if rare else PLAIN_LEAD_S)
+            rare = self._stream("lead_in").random() < PLAIN_LEAD_RARE_P
+            return self._uniform(PLAIN_LEAD_RARE_S if rare else PLAIN_LEAD_S, "lead_in")
         raise ValueError(f"kind ({kind!r}) must be 'greeting', 'plain', 'tool' or 'barge_in'")
 
     # -- tools ----------------------------------------------------------------------------
     def tool_call_delay(self, commit_delay_s: float) -> float:
         """Seconds from the end of speech to ``tool.call``; never sooner than
         ``TOOL_CALL_AFTER_COMMIT_S`` after the commit (``commit_delay_s`` after the end)."""
-        return max(self._uniform(TOOL_CALL_S), commit_delay_s + TOOL_CALL_AFTER_COMMIT_S)
+        earliest = commit_delay_s + TOOL_CALL_AFTER_COMMIT_S
+        return max(self._uniform(TOOL_CALL_S, "tool_call"), earliest)
 
     def preamble_hold(self) -> float:
         """Seconds from ``tool.call`` to the silent pre-amble's ``reply.done`` (unless the
         ``tool.result`` arrives first)."""
-        return self._uniform(PREAMBLE_HOLD_S)
+        return self._uniform(PREAMBLE_HOLD_S, "preamble_hold")
 
     def answer_after_call(self) -> float:
         """The least seconds from ``tool.call`` to the start of the answer reply."""
-        return self._uniform(ANSWER_AFTER_CALL_S)
+        return self._uniform(ANSWER_AFTER_CALL_S, "answer_after_call")
 
     # -- session --------------------------------------------------------------------------
     def session_ready_delays(self) -> tuple[float, float]:
         """Seconds from the first ``session.update`` to ``session.updated``, and from that
         to ``session.ready``."""
-        return self._uniform(SESSION_UPDATED_S), self._uniform(SESSION_READY_GAP_S)
+        updated = self._uniform(SESSION_UPDATED_S, "session_updated")
+        return updated, self._uniform(SESSION_READY_GAP_S, "session_ready_gap")
 
 
 def is_short_barge_in(text: str, voiced_s: float) -> bool:

@@ -20,7 +20,7 @@ CONDA_NAMES = {"python-sounddevice": "sounddevice", "soxr-python": "soxr"}
 
 
 def _split(req: str) -> tuple[str, str]:
-    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", req)
+    m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*?)\s*", req)
     assert m, f"cannot parse requirement {req!r}"
     return m.group(1).lower(), m.group(2).replace(" ", "")
 
@@ -51,7 +51,9 @@ def test_environment_yml_lists_the_runtime_dependencies_of_pyproject() -> None:
 
 def test_dependencies_pin_lower_bounds_not_exact_versions() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["dev"])
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
     for req in reqs:
         _, spec = _split(req)
         bound = spec.split(";")[0]

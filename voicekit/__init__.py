@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from voicekit.audio.devices import list_devices
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
+    from voicekit.hosted import load_hosted
     from voicekit.logformat import Recording, SessionLog, load_log, load_recording
-    from voicekit.logformat.hosted import HostedSession, load_hosted
+    from voicekit.logformat.hosted import HostedSession
     from voicekit.logformat.validate import validate_log
     from voicekit.protocol import AudioFormat, SessionConfig, TurnDetection, voices
     from voicekit.scripted import Backchannel, BargeIn, Pause, Say, ScriptedUser
@@ -132,7 +133,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "echo_check": ("voicekit.analysis.metrics", "echo_check"),
     "hosted": ("voicekit.hosted", None),
     "list_devices": ("voicekit.audio.devices", "list_devices"),
-    "load_hosted": ("voicekit.logformat.hosted", "load_hosted"),
+    "load_hosted": ("voicekit.hosted", "load_hosted"),
     "compare": ("voicekit.analysis.compare", "compare"),
     "load_log": ("voicekit.logformat.reader", "load_log"),
     "load_logs": ("voicekit.analysis.many", "load_logs"),

@@ -63,7 +63,9 @@ from voicekit.errors import ConnectionError as VKConnectionError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "download", "download_all", "list_sessions"]
+    from voicekit.logformat.hosted import HostedSession
+
+__all__ = ["COLUMNS", "DEFAULT_DIR", "download", "download_all", "list_sessions", "load_hosted"]
 
 log = logging.getLogger("voicekit.hosted")
 
@@ -75,6 +77,7 @@ PAGE_SIZE = 100  # sessions asked for per request (the service's most)
 PROGRESS_AFTER_PAGES = 2  # list_sessions shows a progress bar from the third page on
 POLL_S = 0.5  # download(wait=...) asks again this often
 CHUNK = 1 << 16
+DEFAULT_DIR = "hosted-sessions"  # where load_hosted(session_id) downloads to
 RESUMES = 2  # a body cut off mid-way is resumed this many times in one call
 SESSION_FILE, CONFIG_FILE = "session.json", "config.json"
 _STEMS = {"audio": "recording"}  # artifact type -> file name stem (else the type itself)
@@ -737,3 +740,69 @@ def download_all(
         if bar is not None:
             bar.close()
     return paths
+
+
+def load_hosted(
+    dir_or_session_id: str | os.PathLike[str],
+    *,
+    dir: str | os.PathLike[str] = DEFAULT_DIR,
+    api_key: str | None = None,
+    url: str | None = None,
+    wait: float = 0.0,
+    backend: str = "auto",
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> HostedSession:
+    """Read a hosted session as a log: ``h.turns``, ``h.barge_ins``, ``h.summary()``,
+    ``vk.plot_timeline(h)``; given a session's id, download it first.
+
+    Parameters
+    ----------
+    dir_or_session_id : str or path
+        A directory :func:`download` wrote (``dir/<session_id>``, or ``dir`` when it holds
+        one session), or a session's id (``list_sessions().id``): unless
+        ``<dir>/<session_id>`` is complete already, it is downloaded there first.
+    dir : str or path
+        Where a session given by id is downloaded (default ``hosted-sessions``).
+    api_key, url, backend, wait, timeout
+        Which service, as for :func:`download` (only used to download).
+
+    Returns
+    -------
+    voicekit.HostedSession
+        The turn table holds the recording's measurements (``u_on``, ``u_off``, ``a_on``,
+        ``fto``, ...) beside the service's (``commit``, ``server_ttfa``,
+        ``tool_duration``, ...); ``measured_from`` says which a row's came from.
+
+    Raises
+    ------
+    LogFormatError
+        If ``timeline.json`` is missing or unreadable, or the recording is not stereo.
+    ConfigError, ServerError, voicekit.ConnectionError
+        As :func:`download`, for an id that needs downloading.
+
+    Examples
+    --------
+    >>> h = vk.load_hosted("hosted-sessions/sess_123")  # doctest: +SKIP
+    >>> h = vk.load_hosted("sess_123", url=agent.url)  # downloads, then reads  # doctest: +SKIP
+    >>> h.turns[["u_off", "commit", "fto", "server_ttfa", "measured_from"]]  # doctest: +SKIP
+    """
+    from voicekit.logformat.hosted import read_hosted
+
+    path = Path(dir_or_session_id)
+    if path.exists() or isinstance(dir_or_session_id, os.PathLike):
+        return read_hosted(path)
+    text = str(dir_or_session_id)
+    if any(sep in text for sep in "/\\"):  # a path, not an id: say it is missing
+        return read_hosted(path)
+    session_id = _check_id(text)
+    root = _check_dir(dir)
+    if not _complete(root / session_id):
+        api = _history_api(backend, url, api_key, timeout)
+        if api is None:
+            raise _unknown(
+                session_id,
+                "the embedded stand-in agent",
+                f"it is not running (and {root / session_id} is not a downloaded session)",
+            )
+        _download(api, session_id, root, False, _check_wait(wait))
+    return read_hosted(root / session_id)

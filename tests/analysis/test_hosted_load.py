@@ -285,6 +285,22 @@ def test_missing_and_bad_files(served, tmp_path) -> None:
     assert vk.load_hosted(d.parent).session_id == d.name
 
 
+def test_load_hosted_by_id_downloads_then_reads(served, agent, tmp_path) -> None:
+    log, d = served
+    h = vk.load_hosted(log.session_id, dir=tmp_path, url=agent.url, api_key=KEY)
+    assert h.path == tmp_path / log.session_id and (h.path / "session.json").exists()
+    assert h.turns[["u_off", "commit"]].equals(vk.load_hosted(d).turns[["u_off", "commit"]])
+    # downloaded already: read without asking (the address below answers nothing)
+    again = vk.load_hosted(log.session_id, dir=tmp_path, url="ws://127.0.0.1:9/v1/ws")
+    assert again.session_id == log.session_id
+    with pytest.raises(vk.ServerError, match="no session 'sess_nope'.*list_sessions") as err:
+        vk.load_hosted("sess_nope", dir=tmp_path, url=agent.url, api_key=KEY)
+    assert err.value.code == "session_not_found"
+    with pytest.raises(vk.LogFormatError, match="no such directory"):
+        vk.load_hosted(str(tmp_path / "missing" / "sess_x"))
+    assert not (tmp_path / "sess_nope").exists()
+
+
 def test_load_logs_mixes_bundles_and_hosted_sessions(served) -> None:
     log, d = served
     df = vk.load_logs([log.path, d], progress=False)

@@ -8,7 +8,7 @@ widgets (the hosted reader places user speech with the analysis' VAD, imported l
 
 from __future__ import annotations
 
-from voicekit.logformat.hosted import HostedSession, load_hosted, read_hosted
+from voicekit.logformat.hosted import HostedSession, read_hosted
 from voicekit.logformat.reader import SUPPORTED_FORMATS, LogFormatWarning, SessionLog, load_log
 from voicekit.logformat.recording import Recording, load_recording
 from voicekit.logformat.validate import Problem, validate_log
@@ -23,7 +23,6 @@ __all__ = [
     "Problem",
     "Recording",
     "SessionLog",
-    "load_hosted",
     "load_log",
     "load_recording",
     "read_hosted",

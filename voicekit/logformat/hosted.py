@@ -66,7 +66,7 @@ from voicekit.logformat.reader import LogFormatWarning, SessionLog
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FILES", "HostedSession", "is_hosted", "load_hosted", "read_hosted"]
+__all__ = ["FILES", "HostedSession", "is_hosted", "read_hosted"]
 
 RATE = 24000
 FILES = ("session.json", "timeline.json", "metadata.json", "recording.ogg", "config.json")
@@ -755,34 +755,3 @@ def read_hosted(path: str | os.PathLike[str]) -> HostedSession:
         "channels": info.channels if info is not None else None,
     }
     return HostedSession(directory, timeline, meta, metadata)
-
-
-def load_hosted(path: str | os.PathLike[str]) -> HostedSession:
-    """Read a downloaded hosted session as a log: ``h.turns``, ``h.barge_ins``,
-    ``h.summary()``, ``vk.plot_timeline(h)``.
-
-    Parameters
-    ----------
-    path : str or path
-        The directory ``vk.hosted.download(session_id, dir)`` wrote (``dir/<session_id>``,
-        or ``dir`` when it holds one session): ``timeline.json``, with ``session.json``,
-        ``metadata.json``, ``recording.ogg`` and ``config.json`` beside it.
-
-    Returns
-    -------
-    HostedSession
-        The turn table holds the recording's measurements (``u_on``, ``u_off``, ``a_on``,
-        ``fto``, ...) beside the service's (``commit``, ``server_ttfa``,
-        ``tool_duration``, ...); ``measured_from`` says which a row's came from.
-
-    Raises
-    ------
-    LogFormatError
-        If ``timeline.json`` is missing or unreadable, or the recording is not stereo.
-
-    Examples
-    --------
-    >>> h = vk.load_hosted("hosted/sess_123")  # doctest: +SKIP
-    >>> h.turns[["u_off", "commit", "fto", "server_ttfa", "measured_from"]]  # doctest: +SKIP
-    """
-    return read_hosted(path)

@@ -22,6 +22,17 @@ EXPECT: dict[str, list[str]] = {
     "barge-in-and-echo.ipynb": ["interruption", "heard_fraction", "completed", "correlation"],
     "tuning.ipynb": ["min_silence", "premature"],
     "analysing-logs.ipynb": ["session_id", "server_first_audio", "greeting_latency", "report"],
+    "production-sessions.ipynb": [
+        "close_reason",
+        "recording.ogg",
+        "measured_from",
+        "server_ttfa",
+        "interrupted_at",
+        "interruption",
+        "is mono",
+        "fto_diff",
+        "hosted",
+    ],
     "workshop.ipynb": [
         "✔ you took at least three turns",
         "stop_latency",

@@ -680,14 +680,16 @@ def download_all(
     agent_id: str | None = None,
     since: str | datetime.datetime | pd.Timestamp | None = None,
     overwrite: bool = False,
+    wait: float = 0.0,
     backend: str = "auto",
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> list[Path]:
     """Download the newest ``limit`` ended sessions (:func:`download` each) into ``dir``.
 
-    Sessions already downloaded are skipped without a request; sessions still active, or
-    whose artifacts are not ready yet, are skipped with a log message (run it again later).
+    Sessions already downloaded are skipped without a request; sessions whose artifacts
+    are not listed yet are polled for up to ``wait`` seconds each, then skipped with a log
+    message (run it again later).
 
     Parameters
     ----------
@@ -699,6 +701,9 @@ def download_all(
         As for :func:`list_sessions`.
     overwrite : bool
         Download every file again.
+    wait : float
+        Seconds to poll each session whose artifacts are not listed yet (they are, a few
+        seconds after it ends); 0: skip it at once.
     progress : bool
         Show a progress bar (tqdm), one step a session.
     timeout : float
@@ -710,6 +715,7 @@ def download_all(
         The directories of the sessions downloaded (or found complete), newest first.
     """
     root = _check_dir(dir)
+    wait = _check_wait(wait)
     sessions = list_sessions(
         limit,
         api_key=api_key,
@@ -729,7 +735,7 @@ def download_all(
     try:
         for session_id in sessions["id"]:
             try:
-                paths.append(_download(api, _check_id(session_id), root, overwrite, 0.0))
+                paths.append(_download(api, _check_id(session_id), root, overwrite, wait))
             except ServerError as exc:
                 if exc.code not in ("session_active", "artifacts_not_ready"):
                     raise

@@ -293,7 +293,7 @@ def test_load_hosted_by_id_downloads_then_reads(served, agent, tmp_path) -> None
     # downloaded already: read without asking (the address below answers nothing)
     again = vk.load_hosted(log.session_id, dir=tmp_path, url="ws://127.0.0.1:9/v1/ws")
     assert again.session_id == log.session_id
-    with pytest.raises(vk.ServerError, match="no session 'sess_nope'.*list_sessions") as err:
+    with pytest.raises(vk.ServerError, match=r"no session 'sess_nope'.*list_sessions") as err:
         vk.load_hosted("sess_nope", dir=tmp_path, url=agent.url, api_key=KEY)
     assert err.value.code == "session_not_found"
     with pytest.raises(vk.LogFormatError, match="no such directory"):

@@ -152,6 +152,27 @@ def test_turns_and_barge_ins_by_voice_activity(call, tmp_path, fmt) -> None:
     assert math.isnan(summary["endpoint_delay_median"]) and math.isnan(summary["greeting_latency"])
 
 
+def test_a_short_stop_the_hosted_service_yields_to_late_is_an_interruption(tmp_path) -> None:
+    """The hosted service decides a barge-in 1.1-2.2 s after its onset: a 0.7-s "stop
+    please" ends well before the agent does (here 1.6 s before), and still cut the reply."""
+    c = Call(12.0)
+    q = c.put("user", "tell me a long story about the sea", 0.5)
+    said = "Once upon a time there was a little boat that sailed far out over the sea"
+    b_on = q[1] + 1.5
+    stop = c.put("user", "stop please", b_on)
+    a = c.put("agent", said, q[1] + 0.5, cut=stop[0] + 2.2)
+    assert a[1] - stop[1] > 1.0  # the agent went on more than a second after the user
+    answer = c.put("agent", "Okay.", a[1] + 1.2)
+    rec = vk.load_recording(write(tmp_path / "late.wav", c.mix(), R, subtype="PCM_16"))
+    turns = rec.turns
+    assert [bool(x) for x in turns["interrupted"]] == [True, False], turns
+    assert turns["u_on"].iloc[1] == pytest.approx(stop[0], abs=TOL)
+    assert turns["a_on"].iloc[1] == pytest.approx(answer[0], abs=TOL)
+    cut = rec.barge_ins.iloc[0]
+    assert cut.kind == "interruption"
+    assert cut.stop_latency == pytest.approx(a[1] - stop[0], abs=TOL)
+
+
 def test_two_mono_files_and_channels_of_a_wider_file(call, tmp_path) -> None:
     c, _ = call
     both = c.mix()

@@ -439,6 +439,10 @@ def test_artifacts_not_ready_yet_say_so(voicekit_agent_factory, tmp_path) -> Non
         vk.hosted.download(log.session_id, tmp_path, url=slow.url, wait=0.5)
     assert err.value.code in ("artifacts_not_ready", "session_active")
     assert "retry in a few seconds" in str(err.value) and "waited 0.5 s" in str(err.value)
+    # download_all polls such a session for up to wait= s instead of skipping it
+    paths = vk.hosted.download_all(tmp_path / "all", url=slow.url, wait=30, progress=False)
+    assert [p.name for p in paths] == [log.session_id]
+    assert {p.name for p in paths[0].iterdir()} == FILES
 
 
 # -- command line --------------------------------------------------------------------------

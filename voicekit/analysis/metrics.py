@@ -892,13 +892,17 @@ def barge_in_table(log: SessionLog) -> pd.DataFrame:
             continue
         stop = r["end"] / RATE
         cut = r["reason"] not in (None, "completed") or r["status"] == "interrupted"
-        cut = cut and r.get("cut_by", onset) == onset  # a recording's reply: this segment
+        if "spans" in r:  # a reply found on a recording: cut by the segment the audio says
+            cut = cut and r["cut_by"] == onset
+        elif cut:  # else by the last speech to start under it
+            cut = not any(onset < o["start"] < stop and o["kind"] != "echo" for o in segments)
         if s["source"] == "script":
-            kind = "interruption" if s["kind"] == "barge_in" else "backchannel"
+            # the writer's label, unless the agent yielded to it (a "backchannel" that cut)
+            kind = "interruption" if s["kind"] == "barge_in" or cut else "backchannel"
         elif s["kind"] == "echo" or _is_echo(log, s, echo):
             kind = "echo"
-        else:
-            kind = "interruption" if s["end"] - s["start"] >= 0.6 else "backchannel"
+        else:  # long enough to mean it, or short and the agent yielded ("stop")
+            kind = "interruption" if cut or s["end"] - s["start"] >= 0.6 else "backchannel"
         rows.append(
             {
                 "onset": onset,

@@ -206,9 +206,10 @@ def _run_dask(
     futures = client.map(fn, list(items), pure=False)
     index = {f.key: i for i, f in enumerate(futures)}
     try:
-        for fut in distributed.as_completed(futures):
-            on_result(index[fut.key], fut.result())
-            fut.release()
+        with client.as_current():  # as_completed looks for the current client
+            for fut in distributed.as_completed(futures):
+                on_result(index[fut.key], fut.result())
+                fut.release()
     finally:  # an interrupt, or on_result raised: cancel what is left
         left = [f for f in futures if not f.done()]
         if left:

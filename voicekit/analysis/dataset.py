@@ -486,6 +486,8 @@ def _move_into_place(out: Path, result: dict[str, Any], before: dict[str, Any] |
             for k, old in enumerate(sorted(old_dirs)):
                 if old.exists():
                     old.rename(trash.with_name(f"{trash.name}-{k}"))
+                    with contextlib.suppress(OSError):  # a day left with no session
+                        old.parent.rmdir()
             target = _partition(out, table, result["date"], key)
             target.parent.mkdir(parents=True, exist_ok=True)
             (staged / table).rename(target)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         report,
     )
     from voicekit.analysis.compare import compare
+    from voicekit.analysis.dataset import export_dataset
     from voicekit.audio.devices import list_devices
     from voicekit.audio.sinks import Sink
     from voicekit.audio.sources import Source
@@ -90,6 +91,7 @@ __all__ = [
     "as_tool",
     "compare",
     "echo_check",
+    "export_dataset",
     "hosted",
     "list_devices",
     "load_hosted",
@@ -131,6 +133,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "agents": ("voicekit.agents", None),
     "as_tool": ("voicekit.tools", "as_tool"),
     "echo_check": ("voicekit.analysis.metrics", "echo_check"),
+    "export_dataset": ("voicekit.analysis.dataset", "export_dataset"),
     "hosted": ("voicekit.hosted", None),
     "list_devices": ("voicekit.audio.devices", "list_devices"),
     "load_hosted": ("voicekit.hosted", "load_hosted"),

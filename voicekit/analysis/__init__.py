@@ -9,6 +9,7 @@ never imports the session, the stand-in agent or widgets, and never starts a ses
 from typing import Any
 
 from voicekit.analysis.compare import clock_offset, compare
+from voicekit.analysis.dataset import export_dataset
 from voicekit.analysis.many import find_logs, load_logs
 from voicekit.analysis.metrics import (
     CONFIG_COLUMNS,
@@ -39,6 +40,7 @@ __all__ = [
     "clock_offset",
     "compare",
     "echo_check",
+    "export_dataset",
     "find_logs",
     "greeting_latency",
     "load_logs",

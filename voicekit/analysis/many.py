@@ -7,11 +7,11 @@ first needed); never starts a session. Running a sweep of sessions is the runtim
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import glob as globmod
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +20,7 @@ from voicekit.errors import LogFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["find_logs", "load_logs", "open_log"]
-
-PARALLEL_FROM = 16  # logs: below this, one process is faster than starting a pool
+__all__ = ["find_any", "find_logs", "load_logs", "open_log"]
 
 
 RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
@@ -67,12 +65,35 @@ def open_log(path: str | os.PathLike[str]) -> tuple[Any, str]:
     return load_log(p), "voicekit"
 
 
-def _one(path: Path) -> tuple[Any, list[str]]:
-    """Turn table of one log with its session columns, and the warnings it raised."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        log, origin = open_log(path)
-        df = log.turns.copy()
+def find_any(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[Path | str]:
+    """:func:`find_logs` for local paths, and the logs fsspec URLs name (``s3://...``,
+    ``file://...``; kept as URLs: who reads one copies it first)."""
+    from voicekit.analysis._fleet import find_remote, is_url
+
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[Path | str] = []
+    for item in items:
+        if is_url(item):
+            found += find_remote(str(item))
+        else:
+            found += find_logs(item)
+    return found
+
+
+def _one(path: Path | str) -> tuple[Any, list[str]] | BaseException:
+    """Turn table of one log with its session columns and the warnings it raised; the
+    exception instead when the log cannot be read."""
+    from voicekit.analysis._fleet import SKIPPABLE, local_copy
+
+    try:
+        with warnings.catch_warnings(record=True) as caught, local_copy(path) as local:
+            warnings.simplefilter("always")
+            log, origin = open_log(local)
+            df = log.turns.copy()
+    except (LogFormatError, *SKIPPABLE) as exc:
+        return exc
     df.insert(0, "session_id", log.session_id)
     df.insert(1, "started_at", log.started_at)
     df.insert(2, "backend", log.backend)
@@ -83,8 +104,10 @@ def _one(path: Path) -> tuple[Any, list[str]]:
 
 def load_logs(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = "voicekit-logs",
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     workers: int | None = None,
+    engine: str = "local",
+    client: Any = None,
 ) -> pd.DataFrame:
     """One turn table of many sessions (session id, start time, backend, origin, log path
     columns).
@@ -93,79 +116,82 @@ def load_logs(
     ----------
     paths : str, path or list of them
         Bundle directories, downloaded hosted sessions (``vk.hosted.download``), call
-        recordings, their parent directories, or globs (``"voicekit-logs/*"``). The
-        ``origin`` column says which each row came from: ``"voicekit"``, ``"hosted"`` or
-        ``"recording"``; hosted rows have the hosted columns too (``commit``,
-        ``server_ttfa``, ``measured_from``, ...; see :func:`voicekit.load_hosted`), NaN
-        elsewhere.
-    progress : bool
-        Show a progress bar (tqdm: a widget in notebooks, text in terminals).
+        recordings, their parent directories, or globs (``"voicekit-logs/*"``); or fsspec
+        URLs of them (``"s3://bucket/logs/*"``; each log is copied to a temporary
+        directory where it is read). The ``origin`` column says which each row came
+        from: ``"voicekit"``, ``"hosted"`` or ``"recording"``; hosted rows have the hosted
+        columns too (``commit``, ``server_ttfa``, ``measured_from``, ...; see
+        :func:`voicekit.load_hosted`), NaN elsewhere.
+    progress : bool or callable
+        Show a progress bar (tqdm: a widget in notebooks, text in terminals); or a
+        function called as ``progress(done, total)`` after each log instead.
     workers : int, optional
-        Processes to use; default: all cores when there are many logs, else one.
+        ``engine="local"``: processes to use; default: all cores when there are many
+        logs, else one.
+    engine : {"local", "dask"}
+        ``"dask"``: read each log as a task on a ``dask.distributed`` cluster (``client``,
+        else the current default client); the table is the same as the local engine's,
+        row for row. Needs ``pip install 'voicekit[fleet]'``.
+    client : dask.distributed.Client, optional
+        The cluster's client for ``engine="dask"``.
 
     Notes
     -----
     A bundle that cannot be read is skipped with a warning naming it; damaged lines inside
-    a bundle are skipped with a warning as :func:`voicekit.load_log` does.
+    a bundle are skipped with a warning as :func:`voicekit.load_log` does. An interrupt
+    (Ctrl-C, interrupting the kernel) cancels the logs not yet read, on either engine.
     """
     import pandas as pd
 
+    from voicekit.analysis._fleet import check_engine, run
     from voicekit.analysis.metrics import TURN_COLUMNS
 
-    bundles = find_logs(paths)
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(bundles) >= PARALLEL_FROM else 1
-    bar = _progress(len(bundles), progress, "logs")
-    frames: list[Any] = []
+    check_engine(engine)
+    bundles = find_any(paths)
+    frames: dict[int, Any] = {}
+    with progress_of(len(bundles), progress, "logs") as step:
 
-    def collect(path: Path, result: tuple[Any, list[str]] | BaseException) -> None:
-        if isinstance(result, BaseException):
-            warnings.warn(f"{path}: skipped ({result})", stacklevel=3)
-        else:
-            frames.append(result[0])
-            for message in result[1]:
-                warnings.warn(message, stacklevel=3)
-        bar.update(1)
+        def collect(i: int, result: tuple[Any, list[str]] | BaseException) -> None:
+            if isinstance(result, BaseException):
+                warnings.warn(f"{bundles[i]}: skipped ({result})", stacklevel=4)
+            else:
+                frames[i] = result[0]
+                for message in result[1]:
+                    warnings.warn(message, stacklevel=4)
+            step()
 
-    try:
-        if workers <= 1:
-            for path in bundles:
-                try:
-                    collect(path, _one(path))
-                except (LogFormatError, OSError, ValueError) as exc:
-                    collect(path, exc)
-        else:
-            with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-                chunk = max(1, len(bundles) // (workers * 8))
-                futures = {
-                    pool.submit(_many, bundles[i : i + chunk]): i
-                    for i in range(0, len(bundles), chunk)
-                }
-                for fut in concurrent.futures.as_completed(futures):
-                    for path, result in fut.result():
-                        collect(path, result)
-    finally:
-        bar.close()
+        run(_one, bundles, collect, engine=engine, client=client, workers=workers)
     columns = ["session_id", "started_at", "backend", "origin", "log", *TURN_COLUMNS]
     if not frames:
         return pd.DataFrame(columns=columns)
-    frames = [f for f in frames if len(f)] or frames[:1]
-    df = pd.concat(frames, ignore_index=True)
+    ordered = [frames[i] for i in sorted(frames)]  # bundle order, whichever ended first
+    ordered = [f for f in ordered if len(f)] or ordered[:1]
+    df = pd.concat(ordered, ignore_index=True)
     out: pd.DataFrame = df.sort_values(["started_at", "turn"], kind="stable")
     return out.reset_index(drop=True)
 
 
-def _many(paths: list[Path]) -> list[tuple[Path, Any]]:
-    out: list[tuple[Path, Any]] = []
-    for p in paths:
-        try:
-            out.append((p, _one(p)))
-        except (LogFormatError, OSError, ValueError) as exc:
-            out.append((p, exc))
-    return out
+@contextlib.contextmanager
+def progress_of(
+    total: int, progress: bool | Callable[[int, int], None] | None, unit: str
+) -> Iterator[Callable[[], None]]:
+    """A ``step()`` to call once an item is done: it moves a tqdm bar (``progress`` True),
+    calls ``progress(done, total)`` (a callable), or does nothing (False)."""
+    done = 0
+    if callable(progress):
+        report = progress
 
+        def step() -> None:
+            nonlocal done
+            done += 1
+            report(done, total)
 
-def _progress(total: int, enabled: bool, unit: str) -> Any:
+        yield step
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, unit=unit, leave=False)
+    bar = tqdm(total=total, disable=progress is False, unit=unit, leave=False)
+    try:
+        yield lambda: bar.update(1)
+    finally:
+        bar.close()

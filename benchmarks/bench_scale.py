@@ -1,0 +1,58 @@
+"""Sessions per second per worker: ``load_logs`` over many synthetic five-minute sessions.
+
+``N_SESSIONS`` (default 10,000) bundles made by ``bench_analysis.synth_bundle``, read into
+one turn table by the local engine (one process) and by the dask engine on a
+``LocalCluster`` of one and of two single-threaded worker processes; printed side by side
+as sessions/s and sessions/s per worker, the figure that extrapolates to a real cluster
+(see the README's "Many sessions" section). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench_analysis import synth_bundle
+
+
+def main() -> dict[str, float]:
+    from distributed import Client, LocalCluster
+
+    import voicekit as vk
+
+    n = int(os.environ.get("N_SESSIONS", "10000"))
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        for i in range(n):
+            synth_bundle(root / f"b{i:05d}", 5, seed=i)
+        print(f"scale: wrote {n} five-minute bundles in {time.perf_counter() - t0:.0f} s")
+        rows = []
+        t0 = time.perf_counter()
+        df = vk.load_logs(root, progress=False, workers=1)
+        took = time.perf_counter() - t0
+        rows.append(("local, 1 process", 1, took, len(df)))
+        for workers in (1, 2):
+            with (
+                LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                t0 = time.perf_counter()
+                df = vk.load_logs(root, engine="dask", client=client, progress=False)
+                took = time.perf_counter() - t0
+            rows.append((f"dask, {workers} worker{'s' * (workers > 1)}", workers, took, len(df)))
+    print(f"scale: {n} sessions -> one turn table, {os.cpu_count()} cores")
+    print(f"  {'engine':<18} {'s':>8} {'sessions/s':>11} {'per worker':>11} {'turns':>8}")
+    for name, workers, took, turns in rows:
+        print(f"  {name:<18} {took:8.1f} {n / took:11.1f} {n / took / workers:11.1f} {turns:8d}")
+        figures[name] = n / took / workers
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """Sessions per second per worker: ``load_logs`` over many synthetic five-minute sessions.
 
-``N_SESSIONS`` (default 10,000) bundles made by ``bench_analysis.synth_bundle``, read into
+``N_SESSIONS`` (default 300, about five minutes in all; ``N_SESSIONS=10000`` for the
+full figure) bundles made by ``bench_analysis.synth_bundle``, read into
 one turn table by the local engine (one process) and by the dask engine on a
 ``LocalCluster`` of one and of two single-threaded worker processes; printed side by side
 as sessions/s and sessions/s per worker, the figure that extrapolates to a real cluster
@@ -22,7 +23,7 @@ def main() -> dict[str, float]:
 
     import voicekit as vk
 
-    n = int(os.environ.get("N_SESSIONS", "10000"))
+    n = int(os.environ.get("N_SESSIONS", "300"))
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

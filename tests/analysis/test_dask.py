@@ -20,7 +20,10 @@ from .test_dataset import TABLES, logs, read, tool_session  # noqa: F401 - the l
 def client() -> Iterator[Client]:
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port
         ) as cluster,
         Client(cluster, set_as_default=False) as c,
     ):

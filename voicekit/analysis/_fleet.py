@@ -142,7 +142,12 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
         p = Path(path)
         files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
         for f in files:
-            st = f.stat()
+            if f.name.startswith(".") or f.suffix == ".parquet":
+                continue  # a copy being written now may be renamed before its stat
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
             name = str(f.relative_to(p)) if f != p else ""
             entries.append((name, st.st_size, str(st.st_mtime_ns)))
     kept = sorted(

@@ -283,9 +283,20 @@ def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
             },
         )
 
+    # the chunks, one line each: per reply the first one's time and their samples, by numpy
+    audio = log.columns("reply.audio")
+    named = audio["reply_id"] != None  # noqa: E711 - elementwise on an object array
+    if named.any():
+        ids, first, codes = np.unique(
+            audio["reply_id"][named], return_index=True, return_inverse=True
+        )
+        received = np.bincount(codes, weights=audio["samples"][named], minlength=len(ids))
+        times = audio["t"][named]
+        for k in np.argsort(first, kind="stable").tolist():
+            r = rec(str(ids[k]))
+            r["first_audio"], r["received"] = float(times[first[k]]), int(received[k])
     kinds = (
         "reply.started",
-        "reply.audio",
         "playback.start",
         "playback.stop",
         "reply.done",
@@ -298,11 +309,7 @@ def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
         if rid is None:
             continue
         r = replies.get(rid) or rec(str(rid))  # one record made per reply, not per line
-        if kind == "reply.audio":
-            if math.isnan(r["first_audio"]):
-                r["first_audio"] = e["t"]
-            r["received"] += int(e.get("samples", 0))
-        elif kind == "reply.started" and math.isnan(r["started"]):
+        if kind == "reply.started" and math.isnan(r["started"]):
             r["started"] = e["t"]
         elif kind == "transcript.agent.delta":
             r["words"].append((str(e.get("delta", "")), e.get("start_ms"), e.get("end_ms")))
@@ -668,9 +675,10 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
                 epoch, config = n, cfg
         a_on = first["a_on"] if first else math.nan
         if turn["source"] == "script":
-            premature = any(u_on < t < u_off for t in stopped)
-        else:
-            premature = any(0 <= next_on - t <= MERGE_GAP_S for t in stopped if t >= u_off)
+            premature = _any_between(stopped, u_on, u_off)
+        else:  # a commit after the end, at most MERGE_GAP_S before the next speech
+            lo = max(u_off, next_on - MERGE_GAP_S)
+            premature = _any_between(stopped, lo, next_on, closed=True)
         speech_s = sum(p["end"] - p["start"] for p in parts)
         answered = [r for r in mine if r["first_audio"] <= u_off + NO_RESPONSE_S]
         if turn["source"] == "script":
@@ -865,6 +873,12 @@ def reply_table(log: SessionLog | str | os.PathLike[str]) -> pd.DataFrame:
         for r in replies
     ]
     return pd.DataFrame(rows, columns=list(REPLY_COLUMNS))
+
+
+def _any_between(times: list[float], lo: float, hi: float, closed: bool = False) -> bool:
+    """Is some time of the sorted ``times`` in ``(lo, hi)`` (``[lo, hi]`` if closed)?"""
+    i = (bisect.bisect_left if closed else bisect.bisect_right)(times, lo)
+    return i < len(times) and (times[i] <= hi if closed else times[i] < hi)
 
 
 # -- barge-ins ------------------------------------------------------------------------------

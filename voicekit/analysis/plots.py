@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 USER, AGENT, TOOL, EPOCH = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
+YLIM = (-0.8, 1.9)  # the timeline's y range: lanes at 0 (agent) and 1 (user), labels above
+MAX_LABELS = 100  # tool names drawn while the window holds at most this many
 HUMAN_BAND = (0.0, 0.2)  # modal gap between turns in human conversation (Stivers 2009)
 
 
@@ -102,60 +104,57 @@ def plot_timeline(
         for s in user_segments(log)
         if s["end"] >= t0 and s["start"] <= t1 and s["kind"] != "echo"  # echo: not the user
     ]
-    for s in segments:
+    # one collection a kind of span, however many there are: an hour draws as fast as a minute
+    if segments:
         ax.broken_barh(
-            [(s["start"], s["end"] - s["start"])],
+            [(s["start"], s["end"] - s["start"]) for s in segments],
             (lanes["user"] - height / 2, height),
             facecolors=USER,
             alpha=0.35,
             label="user speech",
         )
     replies = [r for r in agent_replies(log) if not math.isnan(r["a_on"])]
-    for r in replies:
-        if r["a_off"] < t0 or r["a_on"] > t1:
-            continue
+    heard = [
+        (r["a_on"], r["a_off"] - r["a_on"]) for r in replies if r["a_off"] >= t0 and r["a_on"] <= t1
+    ]
+    if heard:
         ax.broken_barh(
-            [(r["a_on"], r["a_off"] - r["a_on"])],
+            heard,
             (lanes["agent"] - height / 2, height),
             facecolors=AGENT,
             alpha=0.35,
             label="agent speech",
         )
     # markers: server's view of the user's speech, reply start
+    ms = 6 if t1 - t0 <= 600 else 3  # smaller over more than ten minutes
     for kind, marker, y in (
         ("input.speech.started", "^", 1.42),
         ("input.speech.stopped", "v", 1.42),
     ):
         ts = [e["t"] for e in log.of_type(kind) if t0 <= e["t"] <= t1]
-        ax.plot(ts, [y] * len(ts), marker, color=USER, ms=6, ls="none", label=kind.split(".", 1)[1])
+        ax.plot(
+            ts, [y] * len(ts), marker, color=USER, ms=ms, ls="none", label=kind.split(".", 1)[1]
+        )
     starts = [e["t"] for e in log.of_type("reply.started") if t0 <= e["t"] <= t1]
-    ax.plot(starts, [0.42] * len(starts), "d", color=AGENT, ms=5, ls="none", label="reply.started")
+    ax.plot(
+        starts, [0.42] * len(starts), "d", color=AGENT, ms=ms - 1, ls="none", label="reply.started"
+    )
     # barge-ins: the residual playback after the onset, shaded
-    bi = log.barge_ins
-    for row in bi.itertuples():
+    residuals: dict[str, list[tuple[float, float]]] = {}
+    for row in log.barge_ins.itertuples():
         if t0 <= row.onset <= t1 and row.residual > 0:
-            ax.axvspan(
-                row.onset,
-                row.onset + row.residual,
-                color="red",
-                alpha=0.15,
-                label=f"barge-in residual ({row.kind})",
-            )
-    # tools: dead air shaded
-    turns = log.turns
-    for row in turns.itertuples():
-        if (
-            isinstance(row.tool, str)
-            and not math.isnan(row.tool_dead_air)
-            and t0 <= row.u_off <= t1
-        ):
-            ax.axvspan(
-                row.u_off,
-                row.u_off + row.tool_dead_air,
-                color=TOOL,
-                alpha=0.15,
-                label="tool dead air",
-            )
+            residuals.setdefault(str(row.kind), []).append((row.onset, row.residual))
+    for kind, spans in residuals.items():
+        _shade(ax, spans, "red", f"barge-in residual ({kind})")
+    # tools: dead air shaded, each named while few enough to read
+    tools = [
+        row
+        for row in log.turns.itertuples()
+        if isinstance(row.tool, str) and not math.isnan(row.tool_dead_air) and t0 <= row.u_off <= t1
+    ]
+    _shade(ax, [(row.u_off, row.tool_dead_air) for row in tools], TOOL, "tool dead air")
+    if len(tools) <= MAX_LABELS:
+        for row in tools:
             ax.text(row.u_off, -0.62, f"{row.tool}()", color=TOOL, fontsize=8, va="top")
     # config epochs: boundaries labelled with what changed
     for e in log.of_type("config.epoch"):
@@ -181,7 +180,7 @@ def plot_timeline(
         t1 - t0,
     )
     ax.set_yticks([lanes["agent"], lanes["user"]], ["agent", "user"])
-    ax.set_ylim(-0.8, 1.9)
+    ax.set_ylim(*YLIM)
     ax.set_xlim(t0, t1)
     ax.set_xlabel("session time (s)")
     ax.set_title(f"Session {log.session_id or log.path.name}: timeline")
@@ -250,6 +249,14 @@ def draw_texts(
         )
 
 
+def _shade(ax: Axes, spans: list[tuple[float, float]], color: str, label: str) -> None:
+    """Spans ``(start, width)`` shaded over the whole height, as one collection."""
+    if spans:
+        ax.broken_barh(
+            spans, (YLIM[0], YLIM[1] - YLIM[0]), facecolors=color, alpha=0.15, label=label
+        )
+
+
 def _envelope(
     ax: Axes, log: SessionLog, track: str, y: float, h: float, t0: float, t1: float, color: str
 ) -> None:
@@ -263,7 +270,11 @@ def _envelope(
     bins = 2000
     step = max(1, (b - a) // bins)
     usable = (b - a) // step * step
-    peaks = np.abs(audio[a : a + usable].reshape(-1, step).astype(np.int32)).max(axis=1) / 32768
+    # peak per bin from the int16 blocks' max and min (no int32 copy of an hour of audio)
+    blocks = audio[a : a + usable].reshape(-1, step)
+    high = blocks.max(axis=1).astype(np.int32)
+    low = blocks.min(axis=1).astype(np.int32)
+    peaks = np.maximum(high, -low) / 32768
     ts = a / 24000 + (np.arange(len(peaks)) + 0.5) * step / 24000
     ax.fill_between(ts, y - peaks * h / 2, y + peaks * h / 2, color=color, alpha=0.6, lw=0)
 

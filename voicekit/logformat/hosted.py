@@ -61,6 +61,7 @@ from numpy.typing import NDArray
 
 from voicekit.audio.level import AUDIBLE
 from voicekit.errors import LogFormatError
+from voicekit.logformat.columnar import EventTable
 from voicekit.logformat.reader import LogFormatWarning, SessionLog
 
 if TYPE_CHECKING:
@@ -200,6 +201,9 @@ class HostedSession(SessionLog):
         if self._raw is None:
             self._raw = _events(self)
         return self._raw
+
+    def _read_table(self) -> EventTable:
+        return EventTable.from_dicts(self.raw_events)
 
     @property
     def duration(self) -> float:

@@ -1,7 +1,10 @@
 """Reading ``voicekit-log/1`` bundles: :class:`SessionLog` and :func:`load_log`.
 
-Format layer: standard library and numpy; pandas is imported when a DataFrame is asked
-for. Audio is never loaded unless asked (:meth:`SessionLog.audio`).
+Format layer: standard library, numpy and pyarrow; pandas is imported when a DataFrame is
+asked for. Audio is never loaded unless asked (:meth:`SessionLog.audio`). The events are
+read into an :class:`~voicekit.logformat.columnar.EventTable` (the per-chunk lines as
+columns, from the bundle's ``events.parquet`` copy when it is current; see
+:mod:`voicekit.logformat.columnar`).
 
 Damage is survivable, and readable data is never dropped: a line that is not JSON (a
 truncated last line after a crash, or a corrupt one) is skipped with a
@@ -13,10 +16,8 @@ at all — a missing ``meta.json`` or ``events.jsonl``, an unknown format — ra
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,52 +26,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voicekit.errors import ConfigError, LogFormatError
+from voicekit.logformat.columnar import EventTable, LogFormatWarning, read_events
 from voicekit.logformat.writer import FORMAT
 
 __all__ = ["SUPPORTED_FORMATS", "LogFormatWarning", "SessionLog", "as_log", "load_log"]
 
 SUPPORTED_FORMATS = (FORMAT,)
-
-
-class LogFormatWarning(UserWarning):
-    """A bundle was damaged but loaded (a skipped line, a repaired header)."""
-
-
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    loads = json.loads
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise LogFormatError(f"cannot read ({exc.strerror})", str(path)) from None
-    lines = text.split("\n")
-    last = len(lines) - 1
-    skipped: list[int] = []
-    for number, line in enumerate(lines, 1):
-        if not line:
-            continue
-        try:
-            obj = loads(line)
-        except ValueError:
-            skipped.append(number)
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-            skipped.append(number)
-            continue
-        if not isinstance(obj.get("t"), (int, float)):
-            skipped.append(number)
-            continue
-        events.append(obj)
-    for number in skipped:
-        what = "a truncated last line" if number - 1 == last else "an unreadable line"
-        warnings.warn(f"{path}:{number}: skipped {what}", LogFormatWarning, stacklevel=3)
-    ts = [e["t"] for e in events]
-    if any(b < a for a, b in itertools.pairwise(ts)):
-        warnings.warn(
-            f"{path}: events out of time order; sorted by t", LogFormatWarning, stacklevel=3
-        )
-        events.sort(key=lambda e: e["t"])
-    return events
 
 
 class SessionLog:
@@ -88,7 +49,9 @@ class SessionLog:
         ``meta.json``.
     raw_events : list of dict
         The lines of ``events.jsonl`` (``t``, ``dir``, ``type``, fields), in time order;
-        read on first use, so opening a thousand bundles reads only their ``meta.json``.
+        made on first use (the analysis reads :attr:`event_table` instead, which holds the
+        per-chunk lines as columns), so opening a thousand bundles reads only their
+        ``meta.json``.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -127,15 +90,26 @@ class SessionLog:
         self._frames: dict[str, Any] = {}
 
     @property
+    def event_table(self) -> EventTable:
+        """The events, the per-chunk lines as columns (read on first use)."""
+        table: EventTable = self.memo("event_table", self._read_table)
+        return table
+
+    def _read_table(self) -> EventTable:
+        """The events of ``events.jsonl``, by way of its columnar copy; logs that make their
+        events in memory override this."""
+        return read_events(self._events_path)
+
+    @property
     def raw_events(self) -> list[dict[str, Any]]:
-        """The lines of ``events.jsonl``, read (and cached) on first use."""
+        """The lines of ``events.jsonl`` as dicts, made (and cached) on first use."""
         if self._raw is None:
-            self._raw = _read_events(self._events_path)
+            self._raw = self.event_table.dicts()
         return self._raw
 
     def __repr__(self) -> str:
         return (
-            f"<SessionLog {self.path.name} events={len(self.raw_events)} "
+            f"<SessionLog {self.path.name} events={len(self.event_table)} "
             f"duration={self.duration:.1f}s>"
         )
 
@@ -166,7 +140,8 @@ class SessionLog:
     @property
     def duration(self) -> float:
         """Seconds from the first to the last event."""
-        return float(self.raw_events[-1]["t"]) if self.raw_events else 0.0
+        t = self.event_table.t
+        return float(t[-1]) if len(t) else 0.0
 
     @property
     def events(self) -> Any:
@@ -190,18 +165,13 @@ class SessionLog:
 
     def of_type(self, *types: str, direction: str | None = None) -> list[dict[str, Any]]:
         """The raw events of the given types (and direction), in time order."""
-        index = self._frames.get("by_type")
-        if index is None:  # one pass over the events, then each lookup costs its own size
-            index = {}
-            for e in self.raw_events:
-                index.setdefault(e["type"], []).append(e)
-            self._frames["by_type"] = index
-        found = [e for kind in types for e in index.get(kind, ())]
-        if len(types) > 1:
-            found.sort(key=lambda e: e["t"])
-        if direction is not None:
-            found = [e for e in found if e.get("dir") == direction]
-        return found
+        return self.event_table.of_type(*types, direction=direction)
+
+    def columns(self, kind: str) -> dict[str, Any]:
+        """The lines of one per-chunk type (``input.audio``, ``reply.audio``) as numpy
+        columns (see :meth:`voicekit.logformat.columnar.EventTable.columns`): what the
+        analysis sums without making a dict per chunk."""
+        return self.event_table.columns(kind)
 
     @property
     def user_audio(self) -> NDArray[np.int16]:

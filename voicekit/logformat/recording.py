@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voicekit.errors import ConfigError, LogFormatError
+from voicekit.logformat.columnar import EventTable
 from voicekit.logformat.reader import SessionLog
 
 __all__ = ["Recording", "load_recording"]
@@ -74,6 +75,9 @@ class Recording(SessionLog):
         protocol events."""
         assert self._raw is not None
         return self._raw
+
+    def _read_table(self) -> EventTable:
+        return EventTable.from_dicts(self.raw_events)
 
     def __repr__(self) -> str:
         return (

@@ -1,14 +1,16 @@
 """Writing a ``voicekit-log/1`` bundle while a session runs.
 
 Format layer: imports the standard library, numpy, ``voicekit.audio.wav``,
-``voicekit._secrets`` and ``voicekit.errors`` only; never the session, protocol, analysis
-or widgets.
+``voicekit._secrets``, ``voicekit.errors`` and (on close) ``voicekit.logformat.columnar``
+only; never the session, protocol, analysis or widgets.
 
 A bundle is a directory ``<YYYYmmdd-HHMMSS>-<session id>`` holding ``meta.json``,
-``events.jsonl`` (one JSON object a line) and the two audio tracks
-``user.wav`` / ``agent.wav`` on the session clock. The session id is known only after
-``session.ready``: the directory starts as ``<stamp>-pending-<random>`` and is renamed when
-:meth:`LogWriter.set_session_id` is called (files stay open across the rename on POSIX).
+``events.jsonl`` (one JSON object a line), the two audio tracks
+``user.wav`` / ``agent.wav`` on the session clock and, once the session has stopped,
+``events.parquet`` (the events in columns, a copy the reader makes again when missing).
+The session id is known only after ``session.ready``: the directory starts as
+``<stamp>-pending-<random>`` and is renamed when :meth:`LogWriter.set_session_id` is
+called (files stay open across the rename on POSIX).
 
 Crash safety: every line is flushed to the OS as it is written, except the per-chunk
 audio lines (``input.audio``, ``reply.audio``, one per chunk): those are flushed with the
@@ -27,6 +29,7 @@ Threading: one writer is used from one thread (the session's loop).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -267,10 +270,15 @@ class LogWriter:
         self.agent.flush()
 
     def close(self) -> None:
-        """Flush and close every file. Idempotent."""
+        """Flush and close every file, then write the events' columnar copy
+        (``events.parquet``, see :mod:`voicekit.logformat.columnar`). Idempotent."""
         if self.closed:
             return
         self.closed = True
         self._events.close()
         self.user.close()
         self.agent.close()
+        from voicekit.logformat.columnar import write_copy
+
+        with contextlib.suppress(Exception):  # only a cache: a reader makes it again
+            write_copy(self.path)

@@ -212,28 +212,28 @@ class EventTable:
         return out
 
 
-def _codes(column: Any) -> tuple[NDArray[np.int32], list[str]]:
-    """A string column as (int32 codes, names)."""
+def _dictionary(column: Any) -> Any:
+    """A string column (chunked or not) as one dictionary-encoded array."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
+    return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+
+
+def _codes(column: Any) -> tuple[NDArray[np.int32], list[str]]:
+    """A string column as (int32 codes, names)."""
+    column = _dictionary(column)
     codes = np.asarray(column.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
     return codes, [str(x) for x in column.dictionary.to_pylist()]
 
 
 def _objects(column: Any) -> NDArray[np.object_]:
     """A string column as an object array (None for null), by its dictionary."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
+    column = _dictionary(column)
     names = np.array([*column.dictionary.to_pylist(), None], dtype=object)
     codes = pc.fill_null(column.indices, len(names) - 1).to_numpy(zero_copy_only=False)
     result: NDArray[np.object_] = names[np.asarray(codes, dtype=np.int64)]
@@ -470,10 +470,10 @@ def write_copy(bundle: str | os.PathLike[str]) -> Path | None:
     """Write (or refresh) a bundle's ``events.parquet``; its path, or None when it could
     not be written. The writer calls this when a session stops."""
     events = Path(bundle) / "events.jsonl"
+    copy = events.with_name(COPY_NAME)
     source = _source(events)
     table, info = _parse(events)
-    _write_copy(events.with_name(COPY_NAME), table, source, info)
-    copy = events.with_name(COPY_NAME)
+    _write_copy(copy, table, source, info)
     return copy if copy.is_file() else None
 
 

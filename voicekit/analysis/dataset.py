@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
@@ -331,8 +332,11 @@ def _export_one(job: tuple[str, str]) -> dict[str, Any] | BaseException:
     except (LogFormatError, *SKIPPABLE) as exc:
         return exc
     where = Path(staging) / f"{info['key']}-{uuid.uuid4().hex[:8]}"
+    # no parents made: once an interrupted export removed its staging directory, a task
+    # still running on a worker fails here instead of leaving files behind
+    where.mkdir()
     for table, data in tables.items():
-        (where / table).mkdir(parents=True)
+        (where / table).mkdir()
         pq.write_table(data, where / table / PART)
     return {
         "key": info["key"],
@@ -462,7 +466,7 @@ def export_dataset(
             )
     finally:  # after the partitions it names: an interrupted export's finished sessions count
         _write_manifest(out, manifest)
-        shutil.rmtree(out / STAGING, ignore_errors=True)
+        _remove(out / STAGING)
     return {
         "written": written,
         "unchanged": unchanged,
@@ -492,6 +496,16 @@ def _move_into_place(out: Path, result: dict[str, Any], before: dict[str, Any] |
             target.parent.mkdir(parents=True, exist_ok=True)
             (staged / table).rename(target)
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _remove(tree: Path, tries: int = 50) -> None:
+    """Remove a directory that a task still running elsewhere may be writing into (after
+    an interrupt): again until it stays gone, as such a task's next write then fails."""
+    for _ in range(tries):
+        shutil.rmtree(tree, ignore_errors=True)
+        if not tree.exists():
+            return
+        time.sleep(0.02)
 
 
 def _partition(out: Path, table: str, date: str, key: str) -> Path:

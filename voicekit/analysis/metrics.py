@@ -164,15 +164,35 @@ class _AgentTrack:
     audible spans without loading the audio."""
 
     def __init__(self, log: SessionLog) -> None:
-        self.samples: NDArray[np.int16] = log.agent_samples()
+        # a plain view of the memory map: numpy's memmap subclass costs more per slice
+        # than reading the few thousand samples each search looks at
+        self.samples: NDArray[np.int16] = np.asarray(log.agent_samples())
 
     def audible(self, start: int, stop: int) -> tuple[int, int] | None:
-        """First and last audible sample index in ``[start, stop)``, or None."""
-        span = self.samples[max(start, 0) : max(stop, 0)]
-        loud = np.flatnonzero(np.abs(span.astype(np.int32)) >= AUDIBLE)
-        if len(loud) == 0:
+        """First and last audible sample index in ``[start, stop)``, or None.
+
+        Searched from each end in growing blocks: speech is audible near both ends of a
+        reply, so a few thousand samples are read, not the whole span."""
+        start, stop = max(start, 0), min(max(stop, 0), len(self.samples))
+        first = self._search(start, stop, forward=True)
+        if first is None:
             return None
-        return start + int(loud[0]), start + int(loud[-1])
+        last = self._search(first, stop, forward=False)
+        return first, first if last is None else last
+
+    def _search(self, start: int, stop: int, *, forward: bool) -> int | None:
+        block = 4096
+        lo, hi = start, stop
+        while lo < hi:
+            a, b = (lo, min(lo + block, hi)) if forward else (max(hi - block, lo), hi)
+            span = self.samples[a:b] if forward else self.samples[a:b][::-1]
+            loud = (span >= AUDIBLE) | (span <= -AUDIBLE)  # no int32 copy
+            k = int(loud.argmax())  # the first True, or 0 when there is none
+            if loud[k]:
+                return a + k if forward else b - 1 - k
+            lo, hi = (b, hi) if forward else (lo, a)
+            block *= 2
+        return None
 
 
 # -- user speech ----------------------------------------------------------------------------
@@ -255,6 +275,8 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
 
 
 def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
+    import pandas as pd
+
     replies: dict[str, dict[str, Any]] = {}
 
     def rec(rid: str) -> dict[str, Any]:
@@ -285,16 +307,15 @@ def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
 
     # the chunks, one line each: per reply the first one's time and their samples, by numpy
     audio = log.columns("reply.audio")
-    named = audio["reply_id"] != None  # noqa: E711 - elementwise on an object array
-    if named.any():
-        ids, first, codes = np.unique(
-            audio["reply_id"][named], return_index=True, return_inverse=True
-        )
-        received = np.bincount(codes, weights=audio["samples"][named], minlength=len(ids))
-        times = audio["t"][named]
-        for k in np.argsort(first, kind="stable").tolist():
-            r = rec(str(ids[k]))
-            r["first_audio"], r["received"] = float(times[first[k]]), int(received[k])
+    codes, ids = pd.factorize(audio["reply_id"])  # in order of first chunk; None -> -1
+    if len(ids):
+        named = codes >= 0
+        received = np.bincount(codes[named], weights=audio["samples"][named], minlength=len(ids))
+        first = np.full(len(ids), len(codes), np.int64)
+        np.minimum.at(first, codes[named], np.flatnonzero(named))
+        for k, rid in enumerate(ids.tolist()):
+            r = rec(str(rid))
+            r["first_audio"], r["received"] = float(audio["t"][first[k]]), int(received[k])
     kinds = (
         "reply.started",
         "playback.start",

@@ -104,10 +104,26 @@ class EventTable:
         self.t: NDArray[np.float64] = np.asarray(table.column("t").to_numpy(), dtype=np.float64)
         self._type_codes, self._type_names = _codes(table.column("type"))
         self._cache: dict[str, list[dict[str, Any]]] = {}
-        self._valid = {
-            name: np.asarray(table.column(name).is_valid().to_numpy(zero_copy_only=False))
-            for name in ("dir", *CHUNK_FIELDS)
-        }
+        self._numpy: dict[str, tuple[NDArray[Any], NDArray[np.bool_]]] = {}
+
+    def _column(self, name: str) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+        """One of ``dir`` and the chunk fields over all rows as numpy (see :meth:`columns`)
+        and where it is present; made once."""
+        if name not in self._numpy:
+            col = _one_chunk(self.arrow.column(name))
+            valid = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            kind = CHUNK_FIELDS.get(name, "string")
+            values: NDArray[Any]
+            if kind == "string":
+                values = _objects(col)
+            elif not col.null_count:
+                values = col.to_numpy()
+            else:  # the value buffer as it is, nulls then filled (fill_null copies slower)
+                dtype = np.dtype(np.int64 if kind == "int64" else np.float64)
+                raw = np.frombuffer(col.buffers()[1], dtype, len(col), col.offset * dtype.itemsize)
+                values = np.where(valid, raw, 0 if kind == "int64" else np.nan).astype(dtype)
+            self._numpy[name] = values, valid
+        return self._numpy[name]
 
     def __len__(self) -> int:
         return len(self.t)
@@ -156,13 +172,12 @@ class EventTable:
         if all(r in held for r in keys):
             return [held[r] for r in keys]
         kind = self._type_names[self._type_codes[rows[0]]]
-        cols = self.columns(kind, rows=rows)
-        times, dirs = cols["t"].tolist(), cols["dir"].tolist()
-        fields = [
-            (name, cols[name].tolist(), self._valid[name][rows].tolist())
-            for name in CHUNK_FIELDS
-            if self._valid[name][rows].any()
-        ]
+        times, dirs = self.t[rows].tolist(), self._column("dir")[0][rows].tolist()
+        fields = []
+        for name in CHUNK_FIELDS:
+            values, present = self._column(name)
+            if present[rows].any():
+                fields.append((name, values[rows].tolist(), present[rows].tolist()))
         out = []
         for j, r in enumerate(keys):
             e = held.get(r)
@@ -177,7 +192,7 @@ class EventTable:
             out.append(e)
         return out
 
-    def columns(self, kind: str, *, rows: NDArray[np.intp] | None = None) -> dict[str, Any]:
+    def columns(self, kind: str) -> dict[str, Any]:
         """The events of one per-chunk type (:data:`CHUNK_TYPES`) as numpy columns: ``t``
         (float64 s), ``dir`` and ``reply_id`` (object arrays, None where absent),
         ``offset`` and ``samples`` (int64, 0 where absent), ``timestamp`` (float64, NaN
@@ -188,28 +203,26 @@ class EventTable:
         ConfigError
             If ``kind`` is not a per-chunk type (read those with :meth:`of_type`).
         """
-        if rows is None:
-            if kind not in CHUNK_TYPES:
-                raise ConfigError(
-                    f"kind ({kind!r}) must be one of the per-chunk types "
-                    f"{', '.join(CHUNK_TYPES)}; read other events with log.of_type({kind!r})",
-                    field="kind",
-                )
-            rows = self._rows(kind)
-        import pyarrow.compute as pc
-
-        taken = self.arrow.take(rows) if len(rows) != len(self.t) else self.arrow
+        if kind not in CHUNK_TYPES:
+            raise ConfigError(
+                f"kind ({kind!r}) must be one of the per-chunk types "
+                f"{', '.join(CHUNK_TYPES)}; read other events with log.of_type({kind!r})",
+                field="kind",
+            )
+        rows = self._rows(kind)
         out: dict[str, Any] = {"t": self.t[rows]}
         for name in ("dir", *CHUNK_FIELDS):
-            col = taken.column(name)
-            kind_of = CHUNK_FIELDS.get(name, "string")
-            if kind_of == "string":
-                out[name] = _objects(col)
-            elif kind_of == "int64":
-                out[name] = np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=np.int64)
-            else:
-                out[name] = np.asarray(pc.fill_null(col, float("nan")).to_numpy(), dtype=np.float64)
+            out[name] = self._column(name)[0][rows]
         return out
+
+
+def _one_chunk(column: Any) -> Any:
+    """A column, chunked or not, as one array."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    return column
 
 
 def _dictionary(column: Any) -> Any:
@@ -217,8 +230,7 @@ def _dictionary(column: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+    column = _one_chunk(column)
     return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
 
 
@@ -419,7 +431,8 @@ def _read_copy(copy: Path, source: dict[str, int]) -> tuple[pa.Table, dict[str, 
         meta = json.loads((schema.metadata or {}).get(_KEY, b"{}"))
         if meta.get("format") != COPY_FORMAT or meta.get("source") != source:
             return None
-        table = pq.read_table(copy, read_dictionary=["dir", "type", "reply_id"])
+        # one thread: a small file reads faster so, and a pool's processes fill the cores
+        table = pq.read_table(copy, read_dictionary=["dir", "type", "reply_id"], use_threads=False)
     except (OSError, ValueError, pa.ArrowException):
         return None  # unreadable: made again
     return table, dict(meta.get("read") or {})
@@ -483,5 +496,6 @@ def _from_arrow(table: pa.Table) -> EventTable:
     line = table.column("line")
     rows = np.flatnonzero(np.asarray(line.is_valid().to_numpy(zero_copy_only=False)))
     texts = pc.take(line, rows).to_pylist() if len(rows) else []
-    loads = json.loads
-    return EventTable(table, {int(r): loads(s) for r, s in zip(rows.tolist(), texts, strict=True)})
+    # one JSON array of them all: a call a line costs more than the parsing
+    events = json.loads(f"[{','.join(texts)}]")
+    return EventTable(table, dict(zip(rows.tolist(), events, strict=True)))

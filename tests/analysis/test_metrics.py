@@ -278,3 +278,34 @@ def test_utterances_without_turn_numbers_are_turns_of_their_own(tmp_path) -> Non
     np.testing.assert_allclose(turns["fto"], [0.9, 0.9], atol=1 / R)  # 0.7 + 0.2 lead
     np.testing.assert_allclose(turns["endpoint_delay"], [0.6, 0.6], atol=1e-9)
     assert not turns["premature"].any()
+
+
+class _Track:
+    """What ``_AgentTrack`` reads of a log: its agent samples."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self.samples = samples
+
+    def agent_samples(self) -> np.ndarray:
+        return self.samples
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_audible_spans_searched_from_each_end_match_a_whole_scan(seed: int) -> None:
+    """The block search finds the same first and last audible samples as scanning every
+    sample of the span: loud samples anywhere (block edges, the span's ends, -32768), or
+    none."""
+    from voicekit.analysis.metrics import AUDIBLE, _AgentTrack
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60_000))
+    samples = rng.integers(-AUDIBLE + 1, AUDIBLE, n).astype(np.int16)  # all quiet
+    for k in rng.integers(0, n, int(rng.integers(0, 4))):
+        samples[k] = rng.choice([AUDIBLE, -AUDIBLE, 32767, -32768])
+    track = _AgentTrack(_Track(samples))  # type: ignore[arg-type]
+    for _ in range(20):
+        start, stop = sorted(int(x) for x in rng.integers(-100, n + 100, 2))
+        span = samples[max(start, 0) : max(stop, 0)].astype(np.int32)
+        loud = np.flatnonzero(np.abs(span) >= AUDIBLE) + max(start, 0)
+        expected = (int(loud[0]), int(loud[-1])) if len(loud) else None
+        assert track.audible(start, stop) == expected

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-SYSPKGS := libportaudio2 alsa-utils libasound2-plugins pulseaudio pulseaudio-utils chromium
+SYSPKGS := libportaudio2 alsa-utils libasound2-plugins pulseaudio pulseaudio-utils chromium openjdk-17-jre-headless
 PYTEST_ARGS ?=
 # two workers: most tests wait on real-time audio, not on the CPU (see README, Development)
 PYTEST_WORKERS ?= 2
@@ -32,7 +32,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	@touch $(VENV)/.installed $@
 
 # System packages the tests need (PortAudio for the sound-device path, Debian's chromium for the
-# browser tests). Installed with apt-get when root; otherwise we say what is missing and go on.
+# browser tests, a Java runtime for the Spark test). Installed with apt-get when root; otherwise
+# we say what is missing and go on.
 sysdeps:
 	@missing=""; for p in $(SYSPKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

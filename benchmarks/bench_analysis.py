@@ -12,7 +12,9 @@ ratios to a bare ``json.loads`` loop over the same ``events.jsonl``:
 - memory: RSS growth while reading the hour (the audio is not loaded), and of this process
   over N/2 and N bundles (flat: the table grows with the turns, nothing else).
 
-Imports (pyarrow, matplotlib) happen once a process and are made before timing. Bundles are
+Imports (pyarrow, matplotlib) happen once a process and are made before timing; the
+loop and the cold read are each the best of two runs (the first cold read of a process is
+printed too). Bundles are
 written with sparse WAV files (only the audible blips at the start and end of each reply
 hold data), so the thousand-bundle case needs little disk. Prints figures; asserts nothing.
 """
@@ -145,11 +147,16 @@ def main() -> dict[str, float]:
         hour = Path(tmp) / "hour"
         lines = synth_bundle(hour, 60)
         bare = min(_hour_json_loop(hour / "events.jsonl") for _ in range(2))
-        before = rss_mb()
-        t0 = time.perf_counter()
-        turns = vk.load_log(hour).turns  # cold: parses events.jsonl, writes the copy
-        cold = time.perf_counter() - t0
-        grown = rss_mb() - before
+        before, grown = rss_mb(), math.nan
+        cold, first = math.inf, math.nan
+        for _ in range(2):  # best of two, as the loop: the first also pays one-time costs
+            _uncopy(hour)
+            t0 = time.perf_counter()
+            turns = vk.load_log(hour).turns  # cold: parses events.jsonl, writes the copy
+            took = time.perf_counter() - t0
+            first = took if math.isnan(first) else first
+            cold = min(cold, took)
+            grown = rss_mb() - before if math.isnan(grown) else grown
         warm = math.inf
         for _ in range(3):
             t0 = time.perf_counter()
@@ -164,7 +171,8 @@ def main() -> dict[str, float]:
         print(
             f"analysis: 1-hour bundle, {lines} lines, {len(turns)} turns; bare json.loads loop "
             f"{bare:.2f} s; load + turn table cold {cold:.2f} s = {cold / bare:.2f}x (target "
-            f"<= 1.0x), warm {warm:.3f} s = {warm / bare:.2f}x (targets <= 0.3 s, <= 0.4x); "
+            f"<= 1.0x; the process's first read {first:.2f} s), warm {warm:.3f} s = "
+            f"{warm / bare:.2f}x (targets <= 0.3 s, <= 0.4x); "
             f"RSS +{grown:.0f} MB cold (audio not loaded: {2 * 2 * 60 * 60 * R / 1e6:.0f} MB "
             "of WAV)"
         )

@@ -372,7 +372,8 @@ def _parse_fast(data: bytes) -> pa.Table | None:
     valid = np.zeros(table.num_rows, np.int64)
     for name in table.column_names:
         valid += np.asarray(table.column(name).is_valid().to_numpy(zero_copy_only=False))
-    colons = np.asarray(pc.count_substring(lines, ":").to_numpy(zero_copy_only=False))
+    # ":" a line, from where they are in the file (four times faster than counting in each)
+    colons = np.diff(np.searchsorted(np.flatnonzero(raw == 58), offsets))[filled]
     chunk = np.asarray(
         pc.is_in(table.column("type"), value_set=pa.array(CHUNK_TYPES)).to_numpy(
             zero_copy_only=False

@@ -26,6 +26,7 @@ from voicekit.errors import ConfigError
 
 ENGINES = ("local", "dask")
 PARALLEL_FROM = 16  # items: below this, one process is faster than starting a pool
+DASK_BATCH = 16  # items a dask task at most
 FLEET_HINT = "pip install 'voicekit[fleet]'"
 
 # what reading one log may raise for a log that is damaged or gone: a skip, not a failure
@@ -207,13 +208,25 @@ def _run_dask(
     on_result: Callable[[int, Any], None],
     client: Any,
 ) -> None:
+    """One task a batch of items (a few per worker's share, at most :data:`DASK_BATCH`):
+    a task costs the scheduler and the client a round trip, which for a session read from
+    its columnar copy is as long as the reading. Results are gathered as they complete."""
+    import functools
+
     distributed = need("distributed", "engine='dask'")
-    futures = client.map(fn, list(items), pure=False)
-    index = {f.key: i for i, f in enumerate(futures)}
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    size = max(1, min(DASK_BATCH, len(items) // (workers * 8)))
+    starts = list(range(0, len(items), size))
+    futures = client.map(
+        functools.partial(_chunk, fn), [list(items[i : i + size]) for i in starts], pure=False
+    )
+    first = {f.key: i for i, f in zip(starts, futures, strict=True)}
     try:
         with client.as_current():  # as_completed looks for the current client
-            for fut in distributed.as_completed(futures):
-                on_result(index[fut.key], fut.result())
+            done = distributed.as_completed(futures, with_results=True)
+            for fut, values in done:
+                for k, value in enumerate(values):
+                    on_result(first[fut.key] + k, value)
                 fut.release()
     finally:  # an interrupt, or on_result raised: cancel what is left
         left = [f for f in futures if not f.done()]

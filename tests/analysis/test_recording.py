@@ -153,13 +153,15 @@ def test_turns_and_barge_ins_by_voice_activity(call, tmp_path, fmt) -> None:
 
 
 def test_a_short_stop_the_hosted_service_yields_to_late_is_an_interruption(tmp_path) -> None:
-    """The hosted service decides a barge-in 1.1-2.2 s after its onset: a 0.7-s "stop
-    please" ends well before the agent does (here 1.6 s before), and still cut the reply."""
+    """The hosted service decides a barge-in 1.1-2.2 s after its onset: a short "no stop"
+    ends well before the agent does (here over a second before), and still cut the reply.
+    (It opens on a voiced sound: espeak-ng's output varies by a few samples with what it
+    spoke before, and the onset of "stop please"'s /s/ then moved by up to 50 ms.)"""
     c = Call(12.0)
     q = c.put("user", "tell me a long story about the sea", 0.5)
     said = "Once upon a time there was a little boat that sailed far out over the sea"
     b_on = q[1] + 1.5
-    stop = c.put("user", "stop please", b_on)
+    stop = c.put("user", "no stop", b_on)
     a = c.put("agent", said, q[1] + 0.5, cut=stop[0] + 2.2)
     assert a[1] - stop[1] > 1.0  # the agent went on more than a second after the user
     answer = c.put("agent", "Okay.", a[1] + 1.2)

@@ -479,20 +479,25 @@ def test_the_handshake_gives_up_when_connect_timeout_is_spent(
     proxy: FaultProxy, tmp_path: Path
 ) -> None:
     """Every connection is cut in the handshake: start() raises once the budget is spent,
-    saying how many attempts it made; each failed attempt but the last is a retry line."""
+    saying how many attempts it made; each failed attempt but the last is a retry line.
+    The budget runs out either at a cut (ConnectionClosed, 1006) or while the last attempt
+    still waits for session.ready (a busy machine); both name the attempts."""
     proxy.arm(Fault("drop", at=0, after="session.updated", every=True))
     s = vk.Session(
         url=proxy.url, audio_in="null", audio_out="null", log_dir=tmp_path, connect_timeout=2
     )
     try:
-        with pytest.raises(vk.ConnectionClosed, match=r"gave up after (\d+) attempts") as info:
+        with pytest.raises(vk.ConnectionError, match=r"\b(\d+) attempts") as info:
             s.start()
     finally:
         s.stop()
         proxy.arm(Fault("stall", at=1e9))  # heal: the next connections pass
-    attempts = int(re.search(r"after (\d+) attempts", str(info.value)).group(1))  # type: ignore[union-attr]
+    attempts = int(re.search(r"\b(\d+) attempts", str(info.value)).group(1))  # type: ignore[union-attr]
     assert attempts >= 3
-    assert info.value.code == 1006
+    if isinstance(info.value, vk.ConnectionClosed):
+        assert info.value.code == 1006 and "gave up after" in str(info.value)
+    else:
+        assert "no session.ready" in str(info.value)
     log = vk.load_log(s.log_path)
     assert [r["attempt"] for r in _retries(log)] == list(range(1, attempts))
     assert log.of_type("error"), "the give-up is an error line"

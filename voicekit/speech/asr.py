@@ -24,12 +24,15 @@ the stock one or a letter-to-sound guess. These and ``EXTRA_WORD_COUNT``,
 speaking rates (mean over 24 held-out voice x rate cells 0.24 -> 0.30; the scripted user
 unchanged at ~0.80), at a decode real-time factor of about 0.12 on one core (was 0.07).
 
-The decoder dithers its input (fixed seed, so a run is repeatable): synthetic users and
-file sources send digital silence, exact zeros, and without dither a ±1 LSB difference in the
-audio — another CPU's resampler, say — moved held-out word accuracy by up to 0.2.
-pocketsphinx's dither generator is global to the process and seeded when a decoder starts:
-a decoder's words also depend on what other decoders of the process decoded since, so only
-a fresh process repeats a run exactly.
+The recogniser dithers its input: synthetic users and file sources send digital silence,
+exact zeros, and without dither a ±1 LSB difference in the audio — another CPU's resampler,
+say — moved held-out word accuracy by up to 0.2. The dither is its own, not pocketsphinx's
+(whose generator is global to the process, so a decoder's words depended on what the
+process's other decoders decoded meanwhile, and a busy machine changed a session's words):
++1 LSB on a quarter of the samples, as pocketsphinx does, drawn from a fixed table indexed by
+the sample's position in the utterance. An utterance's words are a function of its audio and
+of what its own recogniser heard before (cepstral mean normalisation carries over), whatever
+else the process does and however the audio is chunked.
 
 Threading: a :class:`Recognizer` (one pocketsphinx decoder, ~90 MB, 0.15 s to start once
 its process has the model; the process's first one ~0.3 s when the model is in the cache
@@ -57,6 +60,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voicekit.errors import AudioError
 
 __all__ = [
@@ -79,7 +84,8 @@ LEXICON_VOICES: tuple[str, ...] = ("en-us", "en", "en-gb-x-gbclan", "en-us-nyc")
 WORD_INSERTION = 0.2  # pocketsphinx -wip (its default 0.65): fewer short filler words
 TOP_GAUSSIANS = 8  # pocketsphinx -topn (its default 4)
 BACKGROUND_WEIGHT = 0.1  # share of the general-English bigrams (data/background_bigrams.txt.gz)
-DITHER_SEED = 7  # decoder dither: digital silence (exact zeros) otherwise skews the features
+DITHER_SEED = 7  # input dither: digital silence (exact zeros) otherwise skews the features
+DITHER_PERIOD = 65521  # samples of the dither table (a prime: no alignment with 10 ms frames)
 _WORD = re.compile(r"[a-z][a-z']*")
 _LETTERS = {
     "a": "EY",
@@ -654,6 +660,7 @@ class Recognizer:
         self.keyterms: tuple[str, ...] = tuple(keyterms)
         self._pending: tuple[str, ...] | None = None
         self._active = False
+        self._position = 0  # samples of the current utterance so far (the dither's index)
         self._decoder = self._make_decoder(self.keyterms)
 
     def _make_decoder(self, keyterms: Sequence[str]) -> Any:
@@ -668,9 +675,23 @@ class Recognizer:
             wip=WORD_INSERTION,
             topn=TOP_GAUSSIANS,
             samprate=16000,
-            dither=True,
-            seed=DITHER_SEED,
+            dither=False,  # see _dithered: pocketsphinx's generator is shared by the process
         )
+
+    def _dithered(self, pcm16: bytes) -> bytes:
+        """``pcm16`` with the dither at this utterance's position added (+1 LSB, saturating)."""
+        x = np.frombuffer(pcm16, np.int16)
+        n = len(x)
+        if n == 0:
+            return pcm16
+        table = _dither_table()
+        start = self._position % DITHER_PERIOD
+        self._position += n
+        idx = np.arange(start, start + n) % DITHER_PERIOD if start + n > DITHER_PERIOD else None
+        noise = table[idx] if idx is not None else table[start : start + n]
+        out = x + noise
+        out[(x == 32767) & noise.astype(bool)] = 32767  # +1 on the top sample would wrap
+        return bytes(out.tobytes())
 
     def set_keyterms(self, keyterms: Sequence[str]) -> None:
         """Use the model for these key terms from the next utterance on (~0.3 s to load)."""
@@ -693,12 +714,13 @@ class Recognizer:
             self.set_keyterms(pending)
         self._decoder.start_utt()
         self._active = True
+        self._position = 0
 
     def feed(self, pcm16: bytes) -> str | None:
         """Feed 16 kHz PCM16 bytes; returns the partial transcript (None before a word)."""
         if not self._active:
             self.start()
-        self._decoder.process_raw(pcm16, False, False)
+        self._decoder.process_raw(self._dithered(pcm16), False, False)
         hyp = self._decoder.hyp()
         return _clean(hyp.hypstr) if hyp is not None and hyp.hypstr else None
 
@@ -718,8 +740,17 @@ class Recognizer:
     def transcribe(self, pcm16: bytes) -> str:
         """Recognise one whole utterance."""
         self.start()
-        self._decoder.process_raw(pcm16, False, True)
+        self._decoder.process_raw(self._dithered(pcm16), False, True)
         return self.finish()
+
+
+@functools.cache
+def _dither_table() -> Any:
+    """``DITHER_PERIOD`` int16 samples, 1 with probability 1/4 and else 0 (fixed seed)."""
+    rng = np.random.default_rng(DITHER_SEED)
+    table = (rng.random(DITHER_PERIOD) < 0.25).astype(np.int16)
+    table.flags.writeable = False
+    return table
 
 
 def _clean(text: str) -> str:

@@ -61,6 +61,17 @@ def test_a_closed_bundle_has_a_copy_that_reads_back_every_line(tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"of_type\('reply.done'\)") as err:
         log.columns("reply.done")
     assert err.value.field == "kind"
+    assert sorted(audio) == sorted(["t", "dir", "reply_id", "offset", "samples", "timestamp"])
+    with pytest.raises(KeyError):
+        audio["text"]
+    codes, names = log.event_table.codes("reply.audio", "reply_id")
+    assert [names[c] if c >= 0 else None for c in codes] == list(audio["reply_id"])
+    whole = log.event_table.dicts()  # the whole columns made: the same values by that path
+    assert list(log.columns("reply.audio")["reply_id"]) == list(audio["reply_id"])
+    assert len(whole) == len(_lines(w.path))
+    with pytest.raises(ConfigError, match="dir or reply_id") as err:
+        log.event_table.codes("reply.audio", "samples")
+    assert err.value.field == "name"
 
 
 def test_the_copy_is_made_on_first_read_and_then_used(tmp_path: Path) -> None:

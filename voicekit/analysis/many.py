@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob as globmod
+import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -85,22 +86,27 @@ def find_any(
 SESSION_COLUMNS = ("session_id", "started_at", "backend", "origin", "log")
 
 
-def _one(path: Path | str) -> tuple[Any, tuple[Any, ...], list[str]] | BaseException:
-    """Turn table of one log, its :data:`SESSION_COLUMNS` values and the warnings it
-    raised; the exception instead when the log cannot be read. (The caller adds the session
-    columns to the joined table at once: per log, inserting columns costs more than
-    reading the log's copy.)"""
+Columns = dict[str, list[Any]]
+
+
+def _one(path: Path | str) -> tuple[Columns, tuple[Any, ...], list[str]] | BaseException:
+    """Turn table of one log as lists (column name -> values), its :data:`SESSION_COLUMNS`
+    values and the warnings it raised; the exception instead when the log cannot be read.
+    (The caller makes one data frame of all the logs' lists: per log, making a frame, sending
+    it between processes and joining it cost more than reading the log's columnar copy.)"""
     from voicekit.analysis._fleet import SKIPPABLE, local_copy
+    from voicekit.analysis.metrics import turn_columns
 
     try:
         with warnings.catch_warnings(record=True) as caught, local_copy(path) as local:
             warnings.simplefilter("always")
             log, origin = open_log(local)
-            df = log.turns
+            # a downloaded hosted session's table has the server's columns too
+            columns = log.turns.to_dict("list") if origin == "hosted" else turn_columns(log)
     except (LogFormatError, *SKIPPABLE) as exc:
         return exc
     session = (log.session_id, log.started_at, log.backend, origin, str(path))
-    return df, session, [str(w.message) for w in caught]
+    return columns, session, [str(w.message) for w in caught]
 
 
 def load_logs(
@@ -150,28 +156,35 @@ def load_logs(
 
     check_engine(engine)
     bundles = find_any(paths)
-    frames: dict[int, Any] = {}
+    tables: dict[int, tuple[Columns, tuple[Any, ...]]] = {}
     with progress_of(len(bundles), progress, "logs") as step:
 
         def collect(i: int, result: tuple[Any, tuple[Any, ...], list[str]] | BaseException) -> None:
             if isinstance(result, BaseException):
                 warnings.warn(f"{bundles[i]}: skipped ({result})", stacklevel=4)
             else:
-                frames[i] = result[:2]
+                tables[i] = result[:2]
                 for message in result[2]:
                     warnings.warn(message, stacklevel=4)
             step()
 
         run(_one, bundles, collect, engine=engine, client=client, workers=workers)
-    if not frames:
-        return pd.DataFrame(columns=[*SESSION_COLUMNS, *TURN_COLUMNS])
-    ordered = [frames[i] for i in sorted(frames)]  # bundle order, whichever ended first
-    ordered = [f for f in ordered if len(f[0])] or ordered[:1]
-    df = pd.concat([f for f, _ in ordered], ignore_index=True)
-    lengths = [len(f) for f, _ in ordered]
+    ordered = [tables[i] for i in sorted(tables)]  # bundle order, whichever ended first
+    names = dict.fromkeys(TURN_COLUMNS)  # then the hosted columns, as first met
+    for columns, _ in ordered:
+        names.update(dict.fromkeys(columns))
+    lengths = [len(columns["turn"]) for columns, _ in ordered]
+    joined: dict[str, Any] = {}
     for k, name in enumerate(SESSION_COLUMNS):
         values = np.array([session[k] for _, session in ordered], dtype=object)
-        df.insert(k, name, pd.Series(np.repeat(values, lengths), dtype="str"))
+        joined[name] = pd.Series(np.repeat(values, lengths), dtype="str")
+    for name in names:
+        joined[name] = [
+            v
+            for (columns, _), n in zip(ordered, lengths, strict=True)
+            for v in columns.get(name, itertools.repeat(None, n))
+        ]
+    df = pd.DataFrame(joined)
     out: pd.DataFrame = df.sort_values(["started_at", "turn"], kind="stable")
     return out.reset_index(drop=True)
 

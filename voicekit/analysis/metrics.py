@@ -64,6 +64,7 @@ __all__ = [
     "greeting_latency",
     "reply_table",
     "summarize",
+    "turn_columns",
     "turn_table",
     "user_segments",
 ]
@@ -275,7 +276,6 @@ def _replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
 
 
 def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
-    import pandas as pd
 
     replies: dict[str, dict[str, Any]] = {}
 
@@ -306,16 +306,18 @@ def _find_replies(log: SessionLog, track: _AgentTrack) -> list[dict[str, Any]]:
         )
 
     # the chunks, one line each: per reply the first one's time and their samples, by numpy
-    audio = log.columns("reply.audio")
-    codes, ids = pd.factorize(audio["reply_id"])  # in order of first chunk; None -> -1
-    if len(ids):
-        named = codes >= 0
+    codes, ids = log.event_table.codes("reply.audio", "reply_id")  # None -> -1
+    named = np.flatnonzero(codes >= 0)
+    if len(named):
+        audio = log.columns("reply.audio")
+        # each reply's first chunk (np.unique: the first index of each code), in chunk order
+        present, first = np.unique(codes[named], return_index=True)
         received = np.bincount(codes[named], weights=audio["samples"][named], minlength=len(ids))
-        first = np.full(len(ids), len(codes), np.int64)
-        np.minimum.at(first, codes[named], np.flatnonzero(named))
-        for k, rid in enumerate(ids.tolist()):
-            r = rec(str(rid))
-            r["first_audio"], r["received"] = float(audio["t"][first[k]]), int(received[k])
+        t = audio["t"]
+        for k in np.argsort(first, kind="stable").tolist():
+            r = rec(ids[present[k]])
+            r["first_audio"] = float(t[named[first[k]]])
+            r["received"] = int(received[present[k]])
     kinds = (
         "reply.started",
         "playback.start",
@@ -669,6 +671,19 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
     """
     import pandas as pd
 
+    return pd.DataFrame(turn_columns(log), columns=list(TURN_COLUMNS))
+
+
+def turn_columns(log: SessionLog) -> dict[str, list[Any]]:
+    """The turn table (:func:`turn_table`) as plain lists, one a column of
+    :data:`TURN_COLUMNS`: what the tables of many logs are joined from (cheaper to send
+    between processes and to join than data frames). Worked out once per log
+    (``log.memo``); callers read the lists and never change them."""
+    columns: dict[str, list[Any]] = log.memo("turn_columns", lambda: _turn_columns(log))
+    return columns
+
+
+def _turn_columns(log: SessionLog) -> dict[str, list[Any]]:
     track = _AgentTrack(log)
     replies = _replies(log, track)
     merges = _merges(log)
@@ -738,7 +753,7 @@ def turn_table(log: SessionLog) -> pd.DataFrame:
         }
         row.update(_tool_columns(u_off, mine, calls[i], tool_execs, tool_results))
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(TURN_COLUMNS))
+    return {name: [row[name] for row in rows] for name in TURN_COLUMNS}
 
 
 Events = list[dict[str, Any]]

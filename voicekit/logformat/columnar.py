@@ -37,10 +37,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import secrets
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,28 +193,86 @@ class EventTable:
             out.append(e)
         return out
 
-    def columns(self, kind: str) -> dict[str, Any]:
+    def columns(self, kind: str) -> Mapping[str, Any]:
         """The events of one per-chunk type (:data:`CHUNK_TYPES`) as numpy columns: ``t``
         (float64 s), ``dir`` and ``reply_id`` (object arrays, None where absent),
         ``offset`` and ``samples`` (int64, 0 where absent), ``timestamp`` (float64, NaN
-        where absent).
+        where absent). A read-only mapping; each column is made from the type's rows when
+        first read, so what is not read costs nothing.
 
         Raises
         ------
         ConfigError
             If ``kind`` is not a per-chunk type (read those with :meth:`of_type`).
         """
+        return _Columns(self, self._chunk_rows(kind))
+
+    def codes(self, kind: str, name: str) -> tuple[NDArray[np.int64], list[str]]:
+        """A string field (``dir``, ``reply_id``) of one per-chunk type's events as codes:
+        (an int64 array, -1 where absent; the names the codes index). Cheaper than the
+        object column of :meth:`columns` for grouping; the names may include some no row
+        of ``kind`` has."""
+        import pyarrow as pa
+
+        rows = self._chunk_rows(kind)
+        if name not in ("dir", *CHUNK_FIELDS) or CHUNK_FIELDS.get(name, "string") != "string":
+            raise ConfigError(
+                f"name ({name!r}) must be a string field of the chunk lines: dir or reply_id",
+                field="name",
+            )
+        column = _dictionary(self.arrow.column(name))
+        indices = column.indices.take(pa.array(rows, pa.int64()))
+        codes = np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+        return codes, [str(x) for x in column.dictionary.to_pylist()]
+
+    def _chunk_rows(self, kind: str) -> NDArray[np.intp]:
         if kind not in CHUNK_TYPES:
             raise ConfigError(
                 f"kind ({kind!r}) must be one of the per-chunk types "
                 f"{', '.join(CHUNK_TYPES)}; read other events with log.of_type({kind!r})",
                 field="kind",
             )
-        rows = self._rows(kind)
-        out: dict[str, Any] = {"t": self.t[rows]}
-        for name in ("dir", *CHUNK_FIELDS):
-            out[name] = self._column(name)[0][rows]
-        return out
+        return self._rows(kind)
+
+    def _field(self, name: str, rows: NDArray[np.intp]) -> NDArray[Any]:
+        """One of ``dir`` and the chunk fields at ``rows``, as :meth:`columns` gives it."""
+        if name in self._numpy:  # the whole column is made already (:meth:`_dicts`)
+            return self._numpy[name][0][rows]
+        import pyarrow as pa
+
+        col = _one_chunk(self.arrow.column(name)).take(pa.array(rows, pa.int64()))
+        kind = CHUNK_FIELDS.get(name, "string")
+        if kind == "string":
+            return _objects(col)
+        dtype = np.dtype(np.int64 if kind == "int64" else np.float64)
+        if not col.null_count:
+            return np.asarray(col.to_numpy(), dtype)
+        filled = col.fill_null(pa.scalar(0 if kind == "int64" else math.nan, col.type))
+        return np.asarray(filled.to_numpy(), dtype)
+
+
+class _Columns(Mapping[str, Any]):
+    """:meth:`EventTable.columns`: each column made on first read."""
+
+    def __init__(self, table: EventTable, rows: NDArray[np.intp]) -> None:
+        self._table, self._rows = table, rows
+        self._made: dict[str, NDArray[Any]] = {}
+
+    def __getitem__(self, name: str) -> NDArray[Any]:
+        if name not in self._made:
+            if name == "t":
+                self._made[name] = self._table.t[self._rows]
+            elif name == "dir" or name in CHUNK_FIELDS:
+                self._made[name] = self._table._field(name, self._rows)
+            else:
+                raise KeyError(name)
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("t", "dir", *CHUNK_FIELDS))
+
+    def __len__(self) -> int:
+        return 2 + len(CHUNK_FIELDS)
 
 
 def _one_chunk(column: Any) -> Any:
@@ -428,12 +487,13 @@ def _read_copy(copy: Path, source: dict[str, int]) -> tuple[pa.Table, dict[str, 
     if not copy.is_file():
         return None
     try:
-        schema = pq.read_schema(copy)
-        meta = json.loads((schema.metadata or {}).get(_KEY, b"{}"))
+        # one open for the metadata and the table (what a small file costs most)
+        file = pq.ParquetFile(copy, read_dictionary=["dir", "type", "reply_id"])
+        meta = json.loads((file.schema_arrow.metadata or {}).get(_KEY, b"{}"))
         if meta.get("format") != COPY_FORMAT or meta.get("source") != source:
             return None
         # one thread: a small file reads faster so, and a pool's processes fill the cores
-        table = pq.read_table(copy, read_dictionary=["dir", "type", "reply_id"], use_threads=False)
+        table = file.read(use_threads=False)
     except (OSError, ValueError, pa.ArrowException):
         return None  # unreadable: made again
     return table, dict(meta.get("read") or {})

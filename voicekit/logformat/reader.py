@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ class SessionLog:
         """The raw events of the given types (and direction), in time order."""
         return self.event_table.of_type(*types, direction=direction)
 
-    def columns(self, kind: str) -> dict[str, Any]:
+    def columns(self, kind: str) -> Mapping[str, Any]:
         """The lines of one per-chunk type (``input.audio``, ``reply.audio``) as numpy
         columns (see :meth:`voicekit.logformat.columnar.EventTable.columns`): what the
         analysis sums without making a dict per chunk."""

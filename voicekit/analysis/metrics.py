@@ -160,6 +160,16 @@ def _epoch_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_QUIET_SHIFT = np.uint16(AUDIBLE - 1)
+_QUIET_TOP = np.uint16(2 * AUDIBLE - 2)
+
+
+def _agent_track(log: SessionLog) -> _AgentTrack:
+    """The log's :class:`_AgentTrack`, made once (``log.memo``)."""
+    track: _AgentTrack = log.memo("agent_track", lambda: _AgentTrack(log))
+    return track
+
+
 class _AgentTrack:
     """The agent's track as played (``log.agent_samples()``: a memory map for a bundle):
     audible spans without loading the audio."""
@@ -167,7 +177,7 @@ class _AgentTrack:
     def __init__(self, log: SessionLog) -> None:
         # a plain view of the memory map: numpy's memmap subclass costs more per slice
         # than reading the few thousand samples each search looks at
-        self.samples: NDArray[np.int16] = np.asarray(log.agent_samples())
+        self.samples: NDArray[np.int16] = np.asarray(log.agent_samples(), np.int16)
 
     def audible(self, start: int, stop: int) -> tuple[int, int] | None:
         """First and last audible sample index in ``[start, stop)``, or None.
@@ -187,7 +197,9 @@ class _AgentTrack:
         while lo < hi:
             a, b = (lo, min(lo + block, hi)) if forward else (max(hi - block, lo), hi)
             span = self.samples[a:b] if forward else self.samples[a:b][::-1]
-            loud = (span >= AUDIBLE) | (span <= -AUDIBLE)  # no int32 copy
+            # |x| >= AUDIBLE in two passes, no int32 copy: as uint16, x + AUDIBLE - 1 wraps
+            # into [0, 2 * AUDIBLE - 2] exactly for the quiet samples
+            loud = (span.view(np.uint16) + _QUIET_SHIFT) > _QUIET_TOP
             k = int(loud.argmax())  # the first True, or 0 when there is none
             if loud[k]:
                 return a + k if forward else b - 1 - k
@@ -684,7 +696,7 @@ def turn_columns(log: SessionLog) -> dict[str, list[Any]]:
 
 
 def _turn_columns(log: SessionLog) -> dict[str, list[Any]]:
-    track = _AgentTrack(log)
+    track = _agent_track(log)
     replies = _replies(log, track)
     merges = _merges(log)
     turns = _user_turns(user_segments(log), replies, merges)
@@ -884,7 +896,7 @@ def reply_table(log: SessionLog | str | os.PathLike[str]) -> pd.DataFrame:
     from voicekit.logformat.reader import as_log
 
     log = as_log(log)
-    track = _AgentTrack(log)
+    track = _agent_track(log)
     replies = _replies(log, track)
     turns = _user_turns(user_segments(log), replies, _merges(log))
     owned, _ = _turn_replies(log, turns, replies)
@@ -923,7 +935,7 @@ def barge_in_table(log: SessionLog) -> pd.DataFrame:
     as in the turn table."""
     import pandas as pd
 
-    track = _AgentTrack(log)
+    track = _agent_track(log)
     replies = [r for r in _replies(log, track) if r["offset"] is not None]
     segments = user_segments(log)
     started = [e["t"] for e in log.of_type("input.speech.started")]

@@ -152,12 +152,21 @@ class EventTable:
         """The events of the given types (and direction) as dicts, in time order (a chunk
         type's dicts are made on first ask, once)."""
         found: list[dict[str, Any]] = []
-        for kind in types:
-            if kind not in self._cache:
-                self._cache[kind] = self._dicts(self._rows(kind))
-            found += self._cache[kind]
-        if len(types) > 1:
-            found.sort(key=lambda e: e["t"])
+        if len(types) > 1 and not any(kind in CHUNK_TYPES for kind in types):
+            # every line of these types is held as its dict: take them in row (time) order
+            codes = [self._type_names.index(k) for k in types if k in self._type_names]
+            rows = np.flatnonzero(np.isin(self._type_codes, codes))
+            held = self._held
+            found = [held[r] for r in rows.tolist()]
+            if bool(np.any(np.diff(self.t[rows]) < 0)):  # made from dicts out of order
+                found.sort(key=lambda e: e["t"])
+        else:
+            for kind in types:
+                if kind not in self._cache:
+                    self._cache[kind] = self._dicts(self._rows(kind))
+                found += self._cache[kind]
+            if len(types) > 1:
+                found.sort(key=lambda e: e["t"])
         if direction is not None:
             found = [e for e in found if e.get("dir") == direction]
         return found
